@@ -1,0 +1,25 @@
+// One file per subcommand (src/cli/<name>_command.cpp); each registers its options on the
+// CLI11 app and hands back the function main() runs when that subcommand was chosen.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+namespace ptmem::cli {
+
+struct Subcommand {
+  CLI::App* app = nullptr;
+  std::function<int()> run;  ///< returns the process exit status
+};
+
+Subcommand add_stats_command(CLI::App& root);
+Subcommand add_launch_command(CLI::App& root);
+Subcommand add_attach_command(CLI::App& root);
+
+/// CLI11 check for durations such as "500ms" (see util/duration.hpp).
+CLI::Validator duration_validator();
+
+/// Exit status for command-line mistakes (unknown option, bad value).
+inline constexpr int kUsageExit = 2;
+
+}  // namespace ptmem::cli

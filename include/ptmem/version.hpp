@@ -1,0 +1,4 @@
+#pragma once
+namespace ptmem {
+inline constexpr const char* kVersion = "0.1.0";
+}
