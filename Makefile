@@ -57,7 +57,9 @@ install: $(PTMEM)
 clean:
 	rm -rf $(BUILD)
 
--include samples/samples.mk
--include tests/tests.mk
--include bench/bench.mk
+# Every module may bring its own rules: samples/*.mk, tests/*.mk, bench/*.mk.
+# Sub-makefiles add prerequisites to `test-deps` (things the tests need built).
+.PHONY: test-deps
+test-deps: $(PTMEM)
+-include $(sort $(wildcard samples/*.mk tests/*.mk bench/*.mk))
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

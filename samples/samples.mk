@@ -7,6 +7,7 @@ SAMPLE_BIN := $(SAMPLE_C:samples/%.c=$(SAMPLE_DIR)/%) $(SAMPLE_CXX:samples/%.cpp
 
 .PHONY: samples
 samples: $(SAMPLE_BIN)
+test-deps: samples
 
 $(SAMPLE_DIR)/%: samples/%.c
 	@mkdir -p $(SAMPLE_DIR)

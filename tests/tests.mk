@@ -5,7 +5,7 @@
 UNIT_SRC := $(sort $(wildcard tests/unit/*.cpp))
 E2E_SRC  := $(sort $(wildcard tests/e2e/*.cpp))
 SUPPORT_SRC := $(sort $(wildcard tests/support/*.cpp))
-UNIT_OBJ := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o)
+UNIT_OBJ := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o) $(SUPPORT_SRC:%.cpp=$(BUILD)/obj/%.o)
 E2E_OBJ  := $(E2E_SRC:%.cpp=$(BUILD)/obj/%.o) $(SUPPORT_SRC:%.cpp=$(BUILD)/obj/%.o)
 
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libptmem.a
@@ -14,17 +14,17 @@ $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libptmem.a
 $(BUILD)/e2e_tests: $(E2E_OBJ) $(BUILD)/libptmem.a
 	$(CXX) $(CXXFLAGS) -o $@ $(E2E_OBJ) $(BUILD)/libptmem.a $(LDLIBS)
 
-unit: $(BUILD)/unit_tests
-	cd tests && ../$(BUILD)/unit_tests --no-version $(TEST_ARGS)
+unit: $(BUILD)/unit_tests test-deps
+	cd tests && BUILD_DIR=$(abspath $(BUILD)) ../$(BUILD)/unit_tests --no-version $(TEST_ARGS)
 
-e2e: $(BUILD)/e2e_tests $(PTMEM) samples
-	PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) $(BUILD)/e2e_tests --no-version $(TEST_ARGS)
+e2e: $(BUILD)/e2e_tests test-deps
+	PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) BUILD_DIR=$(abspath $(BUILD)) $(BUILD)/e2e_tests --no-version $(TEST_ARGS)
 
 # Runs both suites even if the first fails, then prints one closing line.
-test: $(BUILD)/unit_tests $(BUILD)/e2e_tests $(PTMEM) samples
+test: $(BUILD)/unit_tests $(BUILD)/e2e_tests test-deps
 	@set +e; \
-	(cd tests && ../$(BUILD)/unit_tests --no-version $(TEST_ARGS)) 2>&1 | tee $(BUILD)/unit.log; u=$${PIPESTATUS[0]}; \
-	PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) $(BUILD)/e2e_tests --no-version $(TEST_ARGS) 2>&1 | tee $(BUILD)/e2e.log; e=$${PIPESTATUS[0]}; \
+	(cd tests && BUILD_DIR=$(abspath $(BUILD)) ../$(BUILD)/unit_tests --no-version $(TEST_ARGS)) 2>&1 | tee $(BUILD)/unit.log; u=$${PIPESTATUS[0]}; \
+	PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) BUILD_DIR=$(abspath $(BUILD)) $(BUILD)/e2e_tests --no-version $(TEST_ARGS) 2>&1 | tee $(BUILD)/e2e.log; e=$${PIPESTATUS[0]}; \
 	grep -h '^\[doctest\] test cases:' $(BUILD)/unit.log $(BUILD)/e2e.log | \
 	  awk -F'|' '{ for (i = 2; i <= NF; i++) { split($$i, w, " "); if (w[2] == "passed") p += w[1]; if (w[2] == "failed") f += w[1] } } \
 	             END { printf "%d passed, %d failed\n", p, f }'; \

@@ -1,0 +1,38 @@
+// Call-stack unwinding from registers plus a copy of the top of the stack, through libdw's
+// DWARF CFI (dwfl_attach_state with our own memory callbacks), falling back to frame
+// pointers where CFI is missing.  It never needs a stopped thread: the same code serves the
+// ptrace engine and a future in-process event source that ships stack snapshots.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "ptmem/arch/registers.hpp"
+#include "ptmem/arch/step_over.hpp"
+#include "ptmem/symbols/module_map.hpp"
+
+namespace ptmem::symbols {
+
+class Unwinder {
+ public:
+  explicit Unwinder(const ModuleMap& modules);
+  ~Unwinder();
+  Unwinder(const Unwinder&) = delete;
+  Unwinder& operator=(const Unwinder&) = delete;
+
+  /// Call after ModuleMap::update() changed something (re-reports modules to libdwfl).
+  void modules_changed();
+
+  /// Writes up to |max_frames| program counters to |out|: out[0] = regs.ip(), then return
+  /// addresses (not adjusted by -1).  Memory in [regs.sp(), regs.sp() + stack.size()) is
+  /// read from |stack|; other reads go to |fallback| (may be null) and then to the modules'
+  /// files.  Returns the number of frames written (>= 1).
+  size_t unwind(const arch::Registers& regs, std::span<const uint8_t> stack,
+                arch::MemoryAccess* fallback, size_t max_frames, uint64_t* out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ptmem::symbols
