@@ -1,0 +1,181 @@
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "ptmem/track/tracker.hpp"
+
+using ptmem::proc::FdEntry;
+using ptmem::track::Counters;
+using ptmem::track::FdOrigin;
+using ptmem::track::kNoStack;
+using ptmem::track::Tracker;
+
+namespace {
+
+struct Expect {
+  uint64_t alloc_calls, free_calls, free_null_calls, realloc_calls, failed_alloc_calls,
+      total_allocated_bytes, live_blocks, live_bytes, peak_live_bytes, frees_of_unknown_blocks;
+};
+
+void check(const Counters& c, const Expect& e) {
+  CHECK(c.alloc_calls == e.alloc_calls);
+  CHECK(c.free_calls == e.free_calls);
+  CHECK(c.free_null_calls == e.free_null_calls);
+  CHECK(c.realloc_calls == e.realloc_calls);
+  CHECK(c.failed_alloc_calls == e.failed_alloc_calls);
+  CHECK(c.total_allocated_bytes == e.total_allocated_bytes);
+  CHECK(c.live_blocks == e.live_blocks);
+  CHECK(c.live_bytes == e.live_bytes);
+  CHECK(c.peak_live_bytes == e.peak_live_bytes);
+  CHECK(c.frees_of_unknown_blocks == e.frees_of_unknown_blocks);
+}
+
+std::vector<FdEntry> fds(std::initializer_list<int> numbers) {
+  std::vector<FdEntry> out;
+  for (int n : numbers) out.push_back(FdEntry{n});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("tracker counters over a scripted allocation sequence") {
+  Tracker t;
+  //                                 alloc free null realloc failed total live  bytes peak unknown
+  t.on_alloc(1, 0x1000, 100, 1);
+  check(t.counters(), {1, 0, 0, 0, 0, 100, 1, 100, 100, 0});
+  t.on_alloc(1, 0x2000, 50, 1);
+  check(t.counters(), {2, 0, 0, 0, 0, 150, 2, 150, 150, 0});
+  t.on_free(1, 0x1000);
+  check(t.counters(), {2, 1, 0, 0, 0, 150, 1, 50, 150, 0});
+  t.on_free_null(1);
+  check(t.counters(), {2, 1, 1, 0, 0, 150, 1, 50, 150, 0});
+
+  SUBCASE("realloc variants") {
+    // realloc that moves 0x2000 -> 0x3000 and grows to 200 bytes
+    t.on_realloc_call(1);
+    t.on_realloc(1, 0x2000, 0x3000, 200, 2);
+    check(t.counters(), {3, 1, 1, 1, 0, 350, 1, 200, 200, 0});
+    CHECK_FALSE(t.allocations().find(0x2000));
+    // in place, shrinking: the block now belongs to the realloc's stack
+    t.on_realloc_call(1);
+    t.on_realloc(1, 0x3000, 0x3000, 20, 3);
+    check(t.counters(), {4, 1, 1, 2, 0, 370, 1, 20, 200, 0});
+    auto b = t.allocations().find(0x3000);
+    REQUIRE(b);
+    CHECK(b->size == 20);
+    CHECK(b->stack == 3);
+    CHECK(b->tid == 1);
+    // realloc(NULL, 64) on another thread
+    t.on_realloc_call(2);
+    t.on_alloc(2, 0x4000, 64, 3);
+    check(t.counters(), {5, 1, 1, 3, 0, 434, 2, 84, 200, 0});
+    // realloc(p, 0) that frees
+    t.on_realloc_call(2);
+    t.on_free(2, 0x4000);
+    check(t.counters(), {5, 2, 1, 4, 0, 434, 1, 20, 200, 0});
+    // failed realloc, failed malloc
+    t.on_realloc_call(2);
+    t.on_failed_alloc(2);
+    t.on_failed_alloc(1);
+    check(t.counters(), {5, 2, 1, 5, 2, 434, 1, 20, 200, 0});
+    // realloc of a block allocated before attach
+    t.on_realloc_call(1);
+    t.on_realloc(1, 0x8888, 0x5000, 10, 1);
+    check(t.counters(), {6, 2, 1, 6, 2, 444, 2, 30, 200, 1});
+    CHECK(t.counters().threads_seen == 2);
+  }
+
+  SUBCASE("frees of unknown blocks never crash and are counted apart") {
+    t.on_free(3, 0x9999);
+    t.on_free(3, 0x9999);
+    check(t.counters(), {2, 3, 1, 0, 0, 150, 1, 50, 150, 2});
+    CHECK(t.counters().threads_seen == 2);
+  }
+
+  SUBCASE("an address returned again while live: its free went unseen") {
+    t.on_alloc(1, 0x2000, 70, 4);
+    check(t.counters(), {3, 1, 1, 0, 0, 220, 1, 70, 150, 0});
+    CHECK(t.counters().unseen_frees == 1);
+    CHECK(t.allocations().find(0x2000)->size == 70);
+  }
+
+  SUBCASE("exec drops the heap, it does not leak") {
+    t.on_alloc(1, 0x6000, 8, 1);
+    t.on_exec(1);
+    check(t.counters(), {3, 1, 1, 0, 0, 158, 0, 0, 150, 0});
+    CHECK(t.counters().exec_dropped_blocks == 2);
+    CHECK(t.counters().exec_dropped_bytes == 58);
+    CHECK(t.allocations().empty());
+    t.on_alloc(1, 0x2000, 5, 1);  // the new image's heap may reuse addresses
+    check(t.counters(), {4, 1, 1, 0, 0, 163, 1, 5, 150, 0});
+    CHECK(t.counters().unseen_frees == 0);
+  }
+}
+
+TEST_CASE("tracker fd events") {
+  Tracker t;
+  std::vector<int> inherited{0, 1, 2, 9};
+  t.mark_inherited(inherited);
+  CHECK(t.fds().size() == 4);
+  CHECK(t.fds().find(9)->origin == FdOrigin::Inherited);
+
+  t.on_fd_open(10, 3, FdOrigin::Pipe, 5);
+  t.on_fd_open(10, 4, FdOrigin::Pipe, 5);
+  t.on_fd_close(11, 3);  // closed by another thread
+  t.on_fd_open(10, 5, FdOrigin::Open, 6);
+  CHECK(t.counters().fd_opened == 3);
+  CHECK(t.counters().fd_closed == 1);
+  // dup2(5, 4): the open fd 4 is closed implicitly
+  t.on_fd_open(10, 4, FdOrigin::Dup, 7);
+  CHECK(t.counters().fd_opened == 4);
+  CHECK(t.counters().fd_closed == 2);
+  CHECK(t.fds().find(4)->origin == FdOrigin::Dup);
+  CHECK(t.fds().find(4)->stack == 7);
+  CHECK(t.fds().find(4)->tid == 10);
+
+  // close_range(4, ~0U) closes 4, 5 and the inherited 9
+  t.on_fd_close_range(10, 4, ~0U);
+  CHECK(t.counters().fd_closed == 5);
+  CHECK(t.fds().size() == 3);
+  // closing an fd the table never knew
+  t.on_fd_close(10, 77);
+  CHECK(t.counters().fd_closed == 6);
+  CHECK(t.counters().fd_closes_of_unknown == 1);
+  CHECK(t.counters().threads_seen == 2);
+  CHECK(t.counters().alloc_calls == 0);
+}
+
+TEST_CASE("tracker reconciles its fd table with /proc") {
+  Tracker t;
+  std::vector<int> inherited{0, 1, 2};
+  t.mark_inherited(inherited);
+  t.on_fd_open(1, 3, FdOrigin::Socket, 4);
+  t.on_fd_open(1, 5, FdOrigin::Open, 4);
+  // /proc: 3 is gone (closed through an untraced path), 6 and 7 appeared (opened before
+  // attach or untraced), 5 still open.
+  auto r = t.reconcile_fds(fds({0, 1, 2, 5, 6, 7}));
+  CHECK(r.added == 2);
+  CHECK(r.dropped == 1);
+  CHECK(t.fds().size() == 6);
+  CHECK(t.fds().find(0)->origin == FdOrigin::Inherited);
+  CHECK(t.fds().find(2)->origin == FdOrigin::Inherited);
+  CHECK_FALSE(t.fds().find(3));
+  CHECK(t.fds().find(5)->origin == FdOrigin::Open);
+  CHECK(t.fds().find(5)->stack == 4);
+  CHECK(t.fds().find(6)->origin == FdOrigin::Unknown);
+  CHECK(t.fds().find(6)->stack == kNoStack);
+  CHECK(t.counters().fd_found_open == 2);
+  CHECK(t.counters().fd_found_closed == 1);
+  // The discrepancies are not opens or closes the program was seen making.
+  CHECK(t.counters().fd_opened == 2);
+  CHECK(t.counters().fd_closed == 0);
+
+  // Reconciling again with the same listing changes nothing.
+  r = t.reconcile_fds(fds({0, 1, 2, 5, 6, 7}));
+  CHECK(r.added == 0);
+  CHECK(r.dropped == 0);
+  auto sorted = t.fds().sorted();
+  REQUIRE(sorted.size() == 6);
+  CHECK(sorted.front().fd == 0);
+  CHECK(sorted.back().fd == 7);
+}
