@@ -38,14 +38,29 @@ class EventSink {
   /// An allocating call returned NULL / an error.
   virtual void on_failed_alloc(pid_t tid) = 0;
 
-  /// A new descriptor |fd| (>= 0) now exists, created by |stack|.
+  /// A new descriptor |fd| (>= 0) now exists, created by |stack|.  If |fd| is already open
+  /// (dup2/dup3 onto an open fd), the old one was implicitly closed: count it as a close.
   virtual void on_fd_open(pid_t tid, int fd, FdOrigin origin, StackId stack) = 0;
-  /// close(fd) (or fclose/closedir) succeeded, or a dup2 target was implicitly closed.
+  /// close(fd) (or fclose/closedir) succeeded.
   virtual void on_fd_close(pid_t tid, int fd) = 0;
+  /// close_range(first, last) without CLOSE_RANGE_CLOEXEC succeeded: every open fd in
+  /// [first, last] is closed.
+  virtual void on_fd_close_range(pid_t tid, unsigned first, unsigned last) = 0;
 
   /// The process image was replaced: its heap is gone; close-on-exec fds are closed by the
   /// kernel (the source reports those closes itself, before this).
   virtual void on_exec(pid_t pid) = 0;
+
+  // Optional events (default: ignored), so a sink can keep exact counters that the events
+  // above cannot tell apart.
+
+  /// Once per realloc/reallocarray call, whatever its outcome, in addition to the event that
+  /// describes the outcome (on_realloc, on_alloc for realloc(NULL, n), on_free for
+  /// realloc(p, 0), on_failed_alloc).  Feeds the "realloc_calls" counter.
+  virtual void on_realloc_call(pid_t tid) { (void)tid; }
+  /// A thread joined the trace (seized at attach, or created while traced).  Threads are
+  /// also noticed from the tid of every other event; this counts those that never allocate.
+  virtual void on_thread_start(pid_t tid) { (void)tid; }
 };
 
 }  // namespace ptmem::track
