@@ -1,0 +1,535 @@
+#!/usr/bin/env python3
+"""The tracer part of `make bench`: ptmem launch against native runs, valgrind memcheck,
+heaptrack and ltrace on the same workloads, a bare ptrace round trip measured in the same
+run, and ptmem's own peak memory per live block.  Prints ratios.
+
+Runs are alternated (every tool on a workload, then the next workload, three times) and
+the median of the three is shown, so drift on a shared machine hits every column alike.
+Every process is started in a session of its own and ended by its id; this script is a
+child subreaper, so nothing a tool leaves running outlives the bench.
+
+Usage: run.py --build BUILD [--ptmem PATH] [--reps 3] [--scale 1.0] [--live-blocks 1000000]
+              [--only alloc1,mixed,...] [--tools native,ptmem,memcheck,heaptrack,ltrace]
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+# ltrace costs ~200 us per traced call here (and its -f kills threaded targets at times):
+# it runs LTRACE_DIVISOR times less work under a time cap, and its time is scaled up.
+LTRACE_DIVISOR = 20
+TIMEOUTS = {"native": 60, "ptmem": 150, "memcheck": 120, "heaptrack": 60, "ltrace": 60}
+LIVE_TIMEOUT = 240
+
+
+@dataclass
+class Workload:
+    key: str
+    label: str
+    argv: list             # program (in the bench build dir) and its arguments
+    ltrace_filter: str     # what ltrace traces: the calls ptmem hooks in this workload
+    ltrace_argv: list = None  # smaller run for ltrace; None: the same as argv
+    threads: bool = False  # ltrace needs -f
+
+
+def workloads(scale):
+    n = lambda x: str(max(1, int(x * scale)))
+    small = lambda x: str(max(1, int(x * scale) // LTRACE_DIVISOR))
+    mem = "malloc+free+calloc+realloc"
+    fds = "open+close+pipe+socketpair"
+    return [
+        Workload("empty", "start-up only (alloc 0)", ["alloc", "0"], mem),
+        Workload("alloc1", "alloc, 1 thread", ["alloc", n(100000)], mem, ["alloc", small(100000)]),
+        Workload("alloc4", "alloc, 4 threads", ["alloc", n(100000), "4"], mem,
+                 ["alloc", small(100000), "4"], threads=True),
+        Workload("mixed", "mixed hash map", ["mixed", n(20000)], mem, ["mixed", small(20000)]),
+        Workload("fd", "fd churn", ["fdchurn", n(5000)], fds, ["fdchurn", small(5000)]),
+        Workload("compute", "compute only", ["compute", n(1800)], mem + "+" + fds),
+    ]
+
+
+# --- processes --------------------------------------------------------------------------
+
+def become_subreaper():
+    """Orphans of the tools (a traced target whose tracer died...) become our children."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except OSError:
+        pass
+
+
+def our_children():
+    me, kids = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 1 and fields[1] == str(me):
+            kids.append(int(entry))
+    return kids
+
+
+def end_leftovers():
+    """SIGKILLs and reaps, by pid, any process still attached to us after a run."""
+    for pid in our_children():
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def kill_run(proc):
+    """Ends a run: its session's process group, then the leader, by id."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run's own group: pgid == its pid
+    except ProcessLookupError:
+        pass
+    proc.kill()
+    proc.wait()
+
+
+@dataclass
+class Run:
+    ok: bool
+    seconds: float
+    rc: int
+    stdout: str
+    stderr: str
+    why: str = ""  # why it failed
+
+
+def run(argv, timeout, tmp, stdin=subprocess.DEVNULL):
+    out_path, err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+    with open(out_path, "w+") as out, open(err_path, "w+") as err:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err,
+                                    start_new_session=True)
+        except OSError as e:
+            return Run(False, 0, -1, "", "", f"cannot start: {e.strerror}")
+        try:
+            rc = proc.wait(timeout=timeout)
+            seconds = time.perf_counter() - start
+            why = ""
+        except subprocess.TimeoutExpired:
+            kill_run(proc)
+            rc, seconds, why = -1, time.perf_counter() - start, f"timeout {timeout} s"
+        except BaseException:  # Ctrl-C, SIGTERM: end the run before leaving
+            kill_run(proc)
+            raise
+        end_leftovers()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if not why and rc != 0:
+        why = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit {rc}"
+        last = [l for l in stderr.splitlines() if l.strip()]
+        if last:
+            why += ": " + last[-1].strip()[:70]
+    return Run(not why, seconds, rc, stdout, stderr, why)
+
+
+def bench_line(stdout):
+    """The workload's own "bench: alloc_calls=... checksum=..." line, as a dict."""
+    for line in stdout.splitlines():
+        if line.startswith("bench: "):
+            return dict(kv.split("=", 1) for kv in line[7:].split())
+    return None
+
+
+# --- the bench --------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = os.path.join(args.build, "bench", "tracer")
+        self.ptmem = os.path.abspath(args.ptmem or os.path.join(args.build, "ptmem"))
+        self.tmp = tempfile.mkdtemp(prefix="ptmem-bench-")
+        self.tools = [t for t in args.tools.split(",") if t]
+        self.missing = {}
+        for tool, exe in (("memcheck", "valgrind"), ("heaptrack", "heaptrack"), ("ltrace", "ltrace")):
+            if tool in self.tools and not shutil.which(exe):
+                self.missing[tool] = "not installed"
+        if "ptmem" in self.tools and not os.access(self.ptmem, os.X_OK):
+            self.missing["ptmem"] = "failed (not built)"
+        self.times = {}      # (workload, tool) -> [seconds]
+        self.failures = {}   # (workload, tool) -> [why]
+        self.counts = {}     # workload -> its own bench line (native run)
+        self.small_counts = {}
+        self.summary = {}    # workload -> ptmem's JSON summary
+        self.roundtrip = {"skip": [], "push": []}
+        self.floor_by = {}   # workload -> [us per stop], measured right before its ptmem runs
+        self.roundtrip_failure = ""
+
+    def prog(self, argv):
+        return [os.path.join(self.bin, argv[0])] + argv[1:]
+
+    def command(self, tool, w, rep):
+        prog = self.prog(w.argv)
+        if tool == "native":
+            return prog
+        if tool == "ptmem":
+            report = os.path.join(self.tmp, f"ptmem-{w.key}-{rep}.json")
+            return [self.ptmem, "launch", "-q", "--format", "json", "-o", report, "--"] + prog
+        if tool == "memcheck":
+            return ["valgrind", "--tool=memcheck", "--leak-check=full", "-q",
+                    "--log-file=" + os.path.join(self.tmp, "memcheck.%p")] + prog
+        if tool == "heaptrack":
+            return ["heaptrack", "-o", os.path.join(self.tmp, f"heaptrack-{w.key}-{rep}")] + prog
+        if tool == "ltrace":
+            return (["ltrace"] + (["-f"] if w.threads else []) +
+                    ["-e", w.ltrace_filter, "-o", os.path.join(self.tmp, "ltrace.out")] +
+                    self.prog(w.ltrace_argv or w.argv))
+        raise ValueError(tool)
+
+    def record(self, w, tool, r, expected):
+        key = (w.key, tool)
+        if r.ok:
+            got = bench_line(r.stdout)
+            if expected and (not got or got.get("checksum") != expected.get("checksum")):
+                r.ok, r.why = False, "wrong program output"
+        if r.ok:
+            self.times.setdefault(key, []).append(r.seconds)
+        else:
+            self.failures.setdefault(key, []).append(r.why)
+
+    def run_ptmem(self, w, rep):
+        report = os.path.join(self.tmp, f"ptmem-{w.key}-{rep}.json")
+        r = run(self.command("ptmem", w, rep), TIMEOUTS["ptmem"], self.tmp)
+        if r.ok:
+            try:
+                with open(report) as f:
+                    self.summary[w.key] = json.load(f)["summary"]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                r.ok, r.why = False, f"no JSON report ({type(e).__name__})"
+        self.record(w, "ptmem", r, self.counts.get(w.key))
+        if os.path.exists(report):
+            os.unlink(report)
+
+    def run_roundtrip(self, stops, wkey=None):
+        """The bare round trip; with wkey, a short one kept for that workload's ratio, so
+        both sides of the ratio see the same load on a shared machine."""
+        r = run([os.path.join(self.bin, "roundtrip"), str(max(2, int(stops * self.args.scale)))],
+                TIMEOUTS["native"], self.tmp)
+        if not r.ok:
+            self.roundtrip_failure = r.why
+            return
+        for m in re.finditer(r"mode=(\w+) stops=\d+ ns_per_stop=(\d+)", r.stdout):
+            us = int(m.group(2)) / 1000.0
+            self.roundtrip[m.group(1)].append(us)
+            if wkey and m.group(1) == "skip":
+                self.floor_by.setdefault(wkey, []).append(us)
+
+    def run_all(self):
+        ws = [w for w in workloads(self.args.scale)
+              if not self.args.only or w.key in self.args.only.split(",")]
+        for rep in range(self.args.reps):
+            progress(f"round {rep + 1}/{self.args.reps}: bare round trip")
+            self.run_roundtrip(30000)
+            for w in ws:
+                progress(f"round {rep + 1}/{self.args.reps}: {w.label}")
+                for tool in self.tools:
+                    self.run_one(w, tool, rep)
+        return ws
+
+    def run_one(self, w, tool, rep):
+        key = (w.key, tool)
+        if tool in self.missing:
+            return
+        # A tool that failed on the first round is not retried: it would fail again.
+        if rep > 0 and key in self.failures and key not in self.times:
+            return
+        if tool == "native":
+            r = run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp)
+            self.record(w, tool, r, None)
+            if r.ok:
+                self.counts[w.key] = bench_line(r.stdout)
+            if w.ltrace_argv and "ltrace" in self.tools and "ltrace" not in self.missing:
+                # The same small run native, to scale ltrace's extra time fairly.
+                small = Workload(w.key + ":small", w.label, w.ltrace_argv, w.ltrace_filter)
+                r = run(self.prog(w.ltrace_argv), TIMEOUTS[tool], self.tmp)
+                self.record(small, tool, r, None)
+                if r.ok:
+                    self.small_counts[w.key] = bench_line(r.stdout)
+        elif tool == "ptmem":
+            if traced_calls(self.counts.get(w.key)) >= 100:  # a workload with a ratio to show
+                self.run_roundtrip(10000, w.key)
+            self.run_ptmem(w, rep)
+        elif tool == "ltrace":
+            expected = self.small_counts.get(w.key) if w.ltrace_argv else self.counts.get(w.key)
+            self.record(w, tool, run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp), expected)
+        else:
+            r = run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp)
+            self.record(w, tool, r, self.counts.get(w.key))
+
+    # --- peak memory per live block ------------------------------------------------------
+
+    def ptmem_hwm(self, blocks):
+        """ptmem's VmHWM (kB) while the target holds `blocks` live blocks, and the last
+        VmHWM seen before ptmem exits (after its report), or raises RuntimeError."""
+        report = os.path.join(self.tmp, "ptmem-live.json")
+        argv = [self.ptmem, "launch", "-q", "--format", "json", "-o", report, "--",
+                os.path.join(self.bin, "live_blocks"), str(blocks)]
+        with open(os.path.join(self.tmp, "live.stderr"), "w+") as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=err, start_new_session=True)
+            try:
+                line = read_line(proc.stdout, LIVE_TIMEOUT)
+                if line is None or not line.startswith("ready"):
+                    raise RuntimeError("target never got ready" if line is not None
+                                       else f"timeout {LIVE_TIMEOUT} s")
+                held = vm_hwm(proc.pid)
+                if held is None:
+                    raise RuntimeError("cannot read ptmem's /proc status")
+                proc.stdin.close()  # the target exits; ptmem writes its report
+                final = held
+                while (v := vm_hwm(proc.pid)) is not None:  # None once ptmem is a zombie
+                    final = max(final, v)  # VmHWM is max(recorded peak, current RSS estimate)
+                    time.sleep(0.002)
+                rc = proc.wait(timeout=LIVE_TIMEOUT)
+                if rc != 0:
+                    raise RuntimeError(f"exit {rc}")
+                with open(report) as f:
+                    live = json.load(f)["summary"]["live_blocks"]
+                return held, final, live
+            except (subprocess.TimeoutExpired, OSError, ValueError, KeyError, TypeError) as e:
+                raise RuntimeError(f"{type(e).__name__}") from e
+            except RuntimeError as e:
+                err.seek(0)
+                last = [l for l in err.read().splitlines() if l.strip()]
+                raise RuntimeError(str(e) + (": " + last[-1][:70] if last else "")) from e
+            finally:
+                if proc.returncode is None:
+                    kill_run(proc)
+                end_leftovers()
+                if os.path.exists(report):
+                    os.unlink(report)
+
+    def measure_memory(self):
+        if "ptmem" not in self.tools or self.args.live_blocks <= 0:
+            return None
+        if "ptmem" in self.missing:
+            return self.missing["ptmem"]
+        progress(f"ptmem peak memory: baseline, then {self.args.live_blocks} live blocks")
+        try:
+            base = self.ptmem_hwm(0)
+            live = self.ptmem_hwm(self.args.live_blocks)
+        except RuntimeError as e:
+            return f"failed ({e})"
+        return base, live
+
+    # --- the tables ---------------------------------------------------------------------
+
+    def median(self, wkey, tool):
+        t = self.times.get((wkey, tool))
+        return statistics.median(t) if t else None
+
+    def cell(self, w, tool):
+        if tool in self.missing:
+            return self.missing[tool]
+        native = self.median(w.key, "native")
+        t = self.median(w.key, tool)
+        approx = ""
+        if tool == "ltrace" and t is not None and w.ltrace_argv:
+            # ltrace ran 1/LTRACE_DIVISOR of the work: scale its extra time up.
+            small = self.median(w.key + ":small", "native")
+            calls, small_calls = traced_calls(self.counts.get(w.key)), traced_calls(self.small_counts.get(w.key))
+            if small is None or native is None or not small_calls:
+                t = None
+            else:
+                t, approx = native + (t - small) * calls / small_calls, "~"
+        fails = self.failures.get((w.key, tool), [])
+        if t is None:
+            return f"failed ({fails[0]})" if fails else "-"
+        text = f"{approx}{t:.3g} s"
+        if native and tool != "native":
+            text += f" ({t / native:,.0f}x)" if t / native >= 10 else f" ({t / native:.1f}x)"
+        if fails:
+            text += f" [{len(fails)} failed: {fails[0][:30]}]"
+        return text
+
+    def print_tables(self, ws, memory):
+        cols = [t for t in ("native", "ptmem", "memcheck", "heaptrack", "ltrace") if t in self.tools]
+        header = ["workload", "traced calls"] + [("native" if c == "native" else c) for c in cols]
+        rows = [header]
+        for w in ws:
+            rows.append([w.label, f"{traced_calls(self.counts.get(w.key)):,}"] + [self.cell(w, c) for c in cols])
+        print()
+        print("Slowdown against native (wall time, median of %d alternated runs)" % self.args.reps)
+        print_table(rows)
+        if "ltrace" in cols:
+            print(f"  ~ ltrace ran 1/{LTRACE_DIVISOR} of the work (time cap {TIMEOUTS['ltrace']} s) "
+                  "and its extra time is scaled to the full count; ltrace -f for threads.")
+        print("  memcheck: --leak-check=full; heaptrack: default; ptmem: launch -q --format json.")
+
+        floor = statistics.median(self.roundtrip["skip"]) if self.roundtrip["skip"] else None
+        push = statistics.median(self.roundtrip["push"]) if self.roundtrip["push"] else None
+        print()
+        if floor is None:
+            print(f"bare ptrace round trip: failed ({self.roundtrip_failure})")
+        else:
+            print(f"bare ptrace round trip (int3, waitpid, GETREGS, SETREGS, CONT): {floor:.1f} us per stop"
+                  f"; with a push %rbp emulated (+1 POKEDATA): {push:.1f} us")
+        if "ptmem" in self.tools:
+            self.print_per_call(ws, floor)
+        if memory is not None:
+            print()
+            print_memory(memory, self.args.live_blocks)
+
+    def print_per_call(self, ws, floor):
+        print("ptmem time per traced call, against the bare round trip (per stop)")
+        print("  stops expected: 2 per allocating call (entry + return), 1 per free, "
+              "2 per fd-creating call, 1 per close;")
+        print("  ptmem's extra time = ptmem - native - ptmem's start-up cost (the first row).")
+        base = None
+        if self.median("empty", "ptmem") is not None and self.median("empty", "native") is not None:
+            base = self.median("empty", "ptmem") - self.median("empty", "native")
+        rows = [["workload", "calls ptmem/own", "stops", "extra s", "us/call", "us/stop",
+                 "x round trip us (goal <= 1.2)"]]
+        for w in ws:
+            if w.key == "empty":
+                rows.append([w.label, "", "", f"{base:.3f}" if base is not None else "-", "", "", ""])
+                continue
+            s, own = self.summary.get(w.key), self.counts.get(w.key)
+            t, native = self.median(w.key, "ptmem"), self.median(w.key, "native")
+            if s is None or t is None or native is None or own is None or base is None:
+                fails = self.failures.get((w.key, "ptmem"), [])
+                rows.append([w.label, "failed" if fails else "-", "", "", "", "", ""])
+                continue
+            mem_calls = sum(int(s.get(k) or 0) for k in ("alloc_calls", "failed_alloc_calls", "free_calls", "free_null_calls"))
+            alloc_stops = 2 * (int(s.get("alloc_calls") or 0) + int(s.get("failed_alloc_calls") or 0)) + \
+                int(s.get("free_calls") or 0) + int(s.get("free_null_calls") or 0)
+            fd_calls = int(own["fd_create_calls"]) + int(own["fd_close_calls"])
+            stops = alloc_stops + 2 * int(own["fd_create_calls"]) + int(own["fd_close_calls"])
+            own_calls = traced_calls(own)
+            seen = mem_calls + fd_calls
+            # Fewer calls or fds than the workload made means ptmem lost events.
+            missed = mem_calls < int(own["alloc_calls"]) + int(own["free_calls"]) or \
+                int(s.get("fd_opened") or 0) < int(own.get("fds_opened", 0)) or \
+                int(s.get("fd_closed") or 0) < int(own["fd_close_calls"])
+            flag = " MISSED" if missed else ""
+            extra = t - native - base
+            calls_text = f"{seen:,}/{own_calls:,}{flag}"
+            if own_calls < 100:  # compute only: nothing to divide by, the extra time is the point
+                rows.append([w.label, calls_text, f"{stops:,}", f"{extra:.3f}", "-", "-", "-"])
+                continue
+            per_call, per_stop = extra / seen * 1e6, extra / stops * 1e6
+            near = statistics.median(self.floor_by[w.key]) if self.floor_by.get(w.key) else floor
+            ratio = f"{per_stop / near:.2f} (of {near:.1f})" if near else "-"
+            rows.append([w.label, calls_text, f"{stops:,}", f"{extra:.3f}", f"{per_call:.1f}",
+                         f"{per_stop:.1f}", ratio])
+        print_table(rows)
+
+
+def traced_calls(own):
+    if not own:
+        return 0
+    return sum(int(own[k]) for k in ("alloc_calls", "free_calls", "fd_create_calls", "fd_close_calls"))
+
+
+def print_memory(memory, blocks):
+    if isinstance(memory, str):
+        print(f"ptmem peak memory per live block: {memory}")
+        return
+    (base_held, base_final, _), (held, final, live) = memory
+    per_block = (held - base_held) * 1024 / max(1, live)
+    print(f"ptmem peak memory per live block (VmHWM of ptmem, {live:,} live blocks reported, "
+          f"{blocks:,} allocated):")
+    print(f"  while the target holds them: {held / 1024:.1f} MiB - baseline {base_held / 1024:.1f} MiB "
+          f"(0 blocks) = {per_block:.1f} bytes per block (goal <= 48)")
+    per_block = (final - base_final) * 1024 / max(1, live)
+    print(f"  through the report at exit:  {final / 1024:.1f} MiB - baseline {base_final / 1024:.1f} MiB "
+          f"= {per_block:.1f} bytes per block")
+
+
+def vm_hwm(pid):
+    """VmHWM in kB, or None when the process is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def read_line(stream, timeout):
+    """One line from a pipe, or None on EOF/timeout (no thread, no blocking forever)."""
+    import select
+    data, deadline = b"", time.monotonic() + timeout
+    fd = stream.fileno()
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return None if not data else data.decode(errors="replace")
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def print_table(rows):
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+
+
+def progress(text):
+    print(f"bench-tracer: {text}", file=sys.stderr, flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--build", default="build")
+    p.add_argument("--ptmem", help="the ptmem to measure (default: BUILD/ptmem)")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every workload's size")
+    p.add_argument("--live-blocks", type=int, default=1000000)
+    p.add_argument("--only", default="", help="comma-separated workload keys: "
+                   + ",".join(w.key for w in workloads(1)))
+    p.add_argument("--tools", default="native,ptmem,memcheck,heaptrack,ltrace")
+    args = p.parse_args()
+    if "native" not in args.tools.split(","):
+        args.tools = "native," + args.tools
+
+    # SIGTERM/SIGHUP end the bench like Ctrl-C: the finally below still cleans up.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    become_subreaper()
+    started, load_before = time.monotonic(), os.getloadavg()[0]
+    bench = Bench(args)
+    try:
+        ws = bench.run_all()
+        memory = bench.measure_memory()
+        bench.print_tables(ws, memory)
+        print(f"\nbench-tracer: {time.monotonic() - started:.0f} s in all; load average "
+              f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs "
+              "(a loaded machine makes every figure slower and noisier)")
+    finally:
+        end_leftovers()
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
