@@ -1,0 +1,87 @@
+// The leak report: what the tables hold at exit or detach, grouped by allocating stack and
+// symbolized, as a model that the text and JSON writers (render.hpp) print.  Field meanings
+// follow the JSON contract; see man/ptmem.1.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "ptmem/proc/fds.hpp"
+#include "ptmem/report/frame_source.hpp"
+#include "ptmem/symbols/symbolizer.hpp"
+#include "ptmem/track/stack_table.hpp"
+#include "ptmem/track/tracker.hpp"
+
+namespace ptmem::report {
+
+using Frame = symbols::SourceFrame;
+
+struct TargetInfo {
+  pid_t pid = 0;
+  std::string command;
+  std::optional<int> exit_code;  ///< the process exited with this status
+  std::optional<int> signal;     ///< the process was killed by this signal
+  bool detached = false;         ///< ptmem detached; the process still runs
+};
+
+struct Summary {
+  track::Counters counters;
+  uint64_t leaked_blocks = 0;
+  uint64_t leaked_bytes = 0;
+  uint64_t leak_sites = 0;       ///< number of leak groups
+  uint64_t fd_open_at_end = 0;   ///< every fd open at the end, 0-2 and inherited included
+  uint64_t fd_leaked = 0;        ///< fds reported in fd_leaks
+};
+
+struct Leak {
+  std::string kind = "unclassified";  ///< until reachability is classified
+  uint64_t blocks = 0;
+  uint64_t bytes = 0;
+  std::vector<Frame> stack;           ///< stack[0] = the allocation site
+};
+
+struct FdLeak {
+  int fd = -1;
+  proc::FdKind kind = proc::FdKind::Other;
+  std::string target;                 ///< link target; "" if /proc could not tell
+  std::string description;            ///< "socket, TCP 127.0.0.1:8080"
+  std::optional<uint32_t> flags;      ///< fdinfo flags
+  track::FdOrigin origin = track::FdOrigin::Unknown;
+  std::optional<proc::SocketInfo> socket;
+  std::vector<Frame> stack;           ///< empty when the fd was not seen being created
+};
+
+struct Report {
+  TargetInfo target;
+  Summary summary;
+  bool memory_traced = true;
+  bool fds_traced = true;
+  std::vector<Leak> leaks;       ///< bytes descending, then blocks descending
+  std::vector<FdLeak> fd_leaks;  ///< fd ascending
+};
+
+struct ReportOptions {
+  size_t depth = 16;           ///< frames per stack, after the SITE rule
+  bool memory = true;          ///< false with --fds-only: no memory leaks reported
+  bool fds = true;             ///< false with --no-fds: no fd leaks reported
+};
+
+/// Builds the report.  |fds_at_end| is read_fds() of the target at the end (details of each
+/// fd: kind, target, flags; the tracker's fd table should already be reconciled with it);
+/// fds the tracker knows but |fds_at_end| lacks get their kind from their origin.
+/// Reported fds: every fd of the tracker's table except 0, 1, 2 and FdOrigin::Inherited.
+Report build_report(const track::Tracker& tracker, const track::StackTable& stacks,
+                    FrameSource& frames, const TargetInfo& target,
+                    const std::vector<proc::FdEntry>& fds_at_end,
+                    const ReportOptions& options = {});
+
+/// Identity of a shown stack: two stacks that print the same (they differ only beyond the
+/// depth, or in allocator frames) are one site.
+std::string frames_key(const std::vector<Frame>& frames);
+
+/// The kind an fd created by |origin| has when /proc cannot tell.
+proc::FdKind kind_from_origin(track::FdOrigin origin);
+
+}  // namespace ptmem::report

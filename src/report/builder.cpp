@@ -1,0 +1,145 @@
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include <absl/container/flat_hash_map.h>
+#include <fmt/format.h>
+
+#include "ptmem/report/report.hpp"
+#include "ptmem/report/site.hpp"
+
+namespace ptmem::report {
+namespace {
+
+// Symbolizes each stack once (blocks and fds of one site share a StackId) and applies the
+// SITE rule and the depth.
+class StackFrames {
+ public:
+  StackFrames(const track::StackTable& stacks, FrameSource& source, size_t depth)
+      : stacks_(stacks), source_(source), depth_(depth) {}
+
+  const std::vector<Frame>& get(track::StackId id) {
+    auto [it, inserted] = cache_.try_emplace(id);
+    if (!inserted) return it->second;
+    auto stack = stacks_.get(id);
+    std::vector<std::vector<Frame>> per_pc;
+    per_pc.reserve(stack.pcs.size());
+    for (size_t i = 0; i < stack.pcs.size(); ++i) {
+      // pcs[0] is the hooked function's entry; the others are return addresses.
+      per_pc.push_back(source_.frames_for(stack.pcs[i], stack.module_generation, i > 0));
+    }
+    it->second = site_frames(per_pc, depth_);
+    return it->second;
+  }
+
+ private:
+  const track::StackTable& stacks_;
+  FrameSource& source_;
+  size_t depth_;
+  absl::flat_hash_map<track::StackId, std::vector<Frame>> cache_;
+};
+
+}  // namespace
+
+std::string frames_key(const std::vector<Frame>& frames) {
+  std::string key;
+  for (const Frame& f : frames)
+    key += fmt::format("{:x}|{}|{}|{}|{}|{}\n", f.address, f.module, f.function, f.file, f.line,
+                       f.inlined ? 1 : 0);
+  return key;
+}
+
+proc::FdKind kind_from_origin(track::FdOrigin origin) {
+  using track::FdOrigin;
+  using proc::FdKind;
+  switch (origin) {
+    case FdOrigin::Open:
+    case FdOrigin::Fopen: return FdKind::File;
+    case FdOrigin::Opendir: return FdKind::Directory;
+    case FdOrigin::Socket:
+    case FdOrigin::Accept:
+    case FdOrigin::Socketpair: return FdKind::Socket;
+    case FdOrigin::Pipe: return FdKind::Pipe;
+    case FdOrigin::Eventfd: return FdKind::Eventfd;
+    case FdOrigin::Timerfd: return FdKind::Timerfd;
+    case FdOrigin::Signalfd: return FdKind::Signalfd;
+    case FdOrigin::Epoll: return FdKind::Epoll;
+    case FdOrigin::Inotify: return FdKind::Inotify;
+    case FdOrigin::Memfd: return FdKind::Memfd;
+    default: return FdKind::Other;
+  }
+}
+
+Report build_report(const track::Tracker& tracker, const track::StackTable& stacks,
+                    FrameSource& frames, const TargetInfo& target,
+                    const std::vector<proc::FdEntry>& fds_at_end, const ReportOptions& options) {
+  Report r;
+  r.target = target;
+  r.memory_traced = options.memory;
+  r.fds_traced = options.fds;
+  r.summary.counters = tracker.counters();
+  StackFrames symbolized(stacks, frames, options.depth);
+
+  if (options.memory) {
+    struct Totals {
+      uint64_t blocks = 0, bytes = 0;
+    };
+    absl::flat_hash_map<track::StackId, Totals> by_stack;
+    tracker.allocations().for_each([&](const track::Block& b) {
+      Totals& t = by_stack[b.stack];
+      ++t.blocks;
+      t.bytes += b.size;
+    });
+    std::map<std::string, size_t> group_of;  // frames key -> index in r.leaks
+    // Stack ids in ascending order, so the report does not depend on hash order.
+    std::vector<track::StackId> ids;
+    ids.reserve(by_stack.size());
+    for (const auto& [id, t] : by_stack) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    for (track::StackId id : ids) {
+      const Totals& t = by_stack[id];
+      const std::vector<Frame>& f = symbolized.get(id);
+      auto [it, inserted] = group_of.try_emplace(frames_key(f), r.leaks.size());
+      if (inserted) r.leaks.push_back(Leak{"unclassified", 0, 0, f});
+      Leak& leak = r.leaks[it->second];
+      leak.blocks += t.blocks;
+      leak.bytes += t.bytes;
+      r.summary.leaked_blocks += t.blocks;
+      r.summary.leaked_bytes += t.bytes;
+    }
+    std::stable_sort(r.leaks.begin(), r.leaks.end(), [](const Leak& a, const Leak& b) {
+      if (a.bytes != b.bytes) return a.bytes > b.bytes;
+      return a.blocks > b.blocks;
+    });
+    r.summary.leak_sites = r.leaks.size();
+  }
+
+  if (options.fds) {
+    r.summary.fd_open_at_end = tracker.fds().size();
+    absl::flat_hash_map<int, const proc::FdEntry*> details;
+    for (const proc::FdEntry& e : fds_at_end) details[e.fd] = &e;
+    for (const track::FdRecord& rec : tracker.fds().sorted()) {
+      if (rec.fd <= 2 || rec.origin == track::FdOrigin::Inherited) continue;
+      FdLeak leak;
+      leak.fd = rec.fd;
+      leak.origin = rec.origin;
+      if (auto it = details.find(rec.fd); it != details.end()) {
+        const proc::FdEntry& e = *it->second;
+        leak.kind = e.kind;
+        leak.target = e.target;
+        leak.description = e.description();
+        leak.flags = e.flags;
+        leak.socket = e.socket;
+      } else {
+        leak.kind = kind_from_origin(rec.origin);
+        leak.description = proc::to_string(leak.kind);
+      }
+      if (rec.stack != track::kNoStack) leak.stack = symbolized.get(rec.stack);
+      r.fd_leaks.push_back(std::move(leak));
+    }
+    r.summary.fd_leaked = r.fd_leaks.size();
+  }
+  return r;
+}
+
+}  // namespace ptmem::report
