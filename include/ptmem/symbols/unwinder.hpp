@@ -30,6 +30,16 @@ class Unwinder {
   size_t unwind(const arch::Registers& regs, std::span<const uint8_t> stack,
                 arch::MemoryAccess* fallback, size_t max_frames, uint64_t* out);
 
+  /// The frame-pointer walk unwind() falls back to when CFI unwinding stops with an error:
+  /// from |fp| (rbp of the last good frame) follow the saved-rbp chain, appending the
+  /// return address at fp + 8 to out[count..max_frames).  Only trusted while every frame
+  /// pointer is 8-aligned, not below |min_fp|, strictly increasing and, with its return
+  /// address, inside |stack| (copied from |stack_addr|), and the return address lies in a
+  /// loaded module of |modules| (when given).  Returns the new count.
+  static size_t walk_frame_pointers(std::span<const uint8_t> stack, uint64_t stack_addr,
+                                    uint64_t fp, uint64_t min_fp, const ModuleMap* modules,
+                                    size_t count, size_t max_frames, uint64_t* out);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
