@@ -9,6 +9,12 @@ BENCH_TRACER_DIR   := $(BUILD)/bench/tracer
 BENCH_TRACER_BIN   := $(addprefix $(BENCH_TRACER_DIR)/,alloc compute fdchurn live_blocks mixed roundtrip)
 BENCH_TRACER_FLAGS := -O2 -g -Wall -Wextra
 
+# Timings are only worth something when no other recipe shares the 2 CPUs: when a bench is
+# asked for, make runs one recipe at a time (`make -j2 bench` builds serially too).
+ifneq ($(filter bench bench-%,$(MAKECMDGOALS)),)
+.NOTPARALLEL:
+endif
+
 .PHONY: bench-tracer bench-tracer-programs
 bench: bench-tracer
 bench-tracer-programs: $(BENCH_TRACER_BIN)

@@ -24,13 +24,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # ltrace costs ~200 us per traced call here (and its -f kills threaded targets at times):
 # it runs LTRACE_DIVISOR times less work under a time cap, and its time is scaled up.
 LTRACE_DIVISOR = 20
-TIMEOUTS = {"native": 60, "ptmem": 150, "memcheck": 120, "heaptrack": 60, "ltrace": 60}
-LIVE_TIMEOUT = 240
+TIMEOUTS = {"native": 60, "ptmem": 90, "memcheck": 120, "heaptrack": 60, "ltrace": 60}
+
+
+def live_timeout(blocks):
+    return 60 + blocks * 200e-6  # ptmem at 100 us per stop, 2 stops per block, would fit
 
 
 @dataclass
@@ -141,9 +144,10 @@ def run(argv, timeout, tmp, stdin=subprocess.DEVNULL):
         stdout, stderr = out.read(), err.read()
     if not why and rc != 0:
         why = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit {rc}"
-        last = [l for l in stderr.splitlines() if l.strip()]
-        if last:
-            why += ": " + last[-1].strip()[:70]
+        lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+        errors = [l for l in lines if "error" in l.lower()]
+        if errors or lines:
+            why += ": " + (errors or lines)[-1][:70]
     return Run(not why, seconds, rc, stdout, stderr, why)
 
 
@@ -220,6 +224,8 @@ class Bench:
                     self.summary[w.key] = json.load(f)["summary"]
             except (OSError, ValueError, KeyError, TypeError) as e:
                 r.ok, r.why = False, f"no JSON report ({type(e).__name__})"
+        elif target_death(report):  # the clearest reason there is
+            r.why = target_death(report)
         self.record(w, "ptmem", r, self.counts.get(w.key))
         if os.path.exists(report):
             os.unlink(report)
@@ -254,8 +260,10 @@ class Bench:
         key = (w.key, tool)
         if tool in self.missing:
             return
-        # A tool that failed on the first round is not retried: it would fail again.
-        if rep > 0 and key in self.failures and key not in self.times:
+        # ptmem failing on the first round, or any tool timing out, is not retried: it would
+        # only fail again, slowly.  Other tools may fail now and then (ltrace -f): retried.
+        fails = self.failures.get(key, [])
+        if rep > 0 and key not in self.times and (tool == "ptmem" or any("timeout" in f for f in fails)):
             return
         if tool == "native":
             r = run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp)
@@ -275,7 +283,10 @@ class Bench:
             self.run_ptmem(w, rep)
         elif tool == "ltrace":
             expected = self.small_counts.get(w.key) if w.ltrace_argv else self.counts.get(w.key)
-            self.record(w, tool, run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp), expected)
+            r = run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp)
+            if r.ok and not bench_line(r.stdout):  # ltrace exits 0 when its target died
+                r.ok, r.why = False, ltrace_death(os.path.join(self.tmp, "ltrace.out"))
+            self.record(w, tool, r, expected)
         else:
             r = run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp)
             self.record(w, tool, r, self.counts.get(w.key))
@@ -292,10 +303,11 @@ class Bench:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=err, start_new_session=True)
             try:
-                line = read_line(proc.stdout, LIVE_TIMEOUT)
+                line = read_line(proc.stdout, live_timeout(blocks))
                 if line is None or not line.startswith("ready"):
-                    raise RuntimeError("target never got ready" if line is not None
-                                       else f"timeout {LIVE_TIMEOUT} s")
+                    raise RuntimeError("ptmem or its target ended early" if line == ""
+                                       else f"timeout {live_timeout(blocks):.0f} s" if line is None
+                                       else "unexpected output from the target")
                 held = vm_hwm(proc.pid)
                 if held is None:
                     raise RuntimeError("cannot read ptmem's /proc status")
@@ -304,7 +316,7 @@ class Bench:
                 while (v := vm_hwm(proc.pid)) is not None:  # None once ptmem is a zombie
                     final = max(final, v)  # VmHWM is max(recorded peak, current RSS estimate)
                     time.sleep(0.002)
-                rc = proc.wait(timeout=LIVE_TIMEOUT)
+                rc = proc.wait(timeout=live_timeout(blocks))
                 if rc != 0:
                     raise RuntimeError(f"exit {rc}")
                 with open(report) as f:
@@ -313,12 +325,21 @@ class Bench:
             except (subprocess.TimeoutExpired, OSError, ValueError, KeyError, TypeError) as e:
                 raise RuntimeError(f"{type(e).__name__}") from e
             except RuntimeError as e:
+                try:
+                    proc.wait(timeout=10)  # let ptmem finish its report
+                except subprocess.TimeoutExpired:
+                    pass
+                if proc.returncode is not None and target_death(report):
+                    raise RuntimeError(target_death(report)) from e
                 err.seek(0)
                 last = [l for l in err.read().splitlines() if l.strip()]
                 raise RuntimeError(str(e) + (": " + last[-1][:70] if last else "")) from e
             finally:
                 if proc.returncode is None:
                     kill_run(proc)
+                proc.stdout.close()
+                if not proc.stdin.closed:
+                    proc.stdin.close()
                 end_leftovers()
                 if os.path.exists(report):
                     os.unlink(report)
@@ -358,12 +379,12 @@ class Bench:
                 t, approx = native + (t - small) * calls / small_calls, "~"
         fails = self.failures.get((w.key, tool), [])
         if t is None:
-            return f"failed ({fails[0]})" if fails else "-"
+            return f"failed ({shorten(fails[0], 44)})" if fails else "-"
         text = f"{approx}{t:.3g} s"
         if native and tool != "native":
             text += f" ({t / native:,.0f}x)" if t / native >= 10 else f" ({t / native:.1f}x)"
         if fails:
-            text += f" [{len(fails)} failed: {fails[0][:30]}]"
+            text += f" [{len(fails)} failed: {shorten(fails[0], 30)}]"
         return text
 
     def print_tables(self, ws, memory):
@@ -378,7 +399,10 @@ class Bench:
         if "ltrace" in cols:
             print(f"  ~ ltrace ran 1/{LTRACE_DIVISOR} of the work (time cap {TIMEOUTS['ltrace']} s) "
                   "and its extra time is scaled to the full count; ltrace -f for threads.")
-        print("  memcheck: --leak-check=full; heaptrack: default; ptmem: launch -q --format json.")
+        how = {"ptmem": "ptmem launch -q --format json", "memcheck": "valgrind --leak-check=full",
+               "heaptrack": "heaptrack with its defaults"}
+        if any(c in how for c in cols):
+            print("  " + "; ".join(how[c] for c in cols if c in how) + ".")
 
         floor = statistics.median(self.roundtrip["skip"]) if self.roundtrip["skip"] else None
         push = statistics.median(self.roundtrip["push"]) if self.roundtrip["push"] else None
@@ -387,8 +411,11 @@ class Bench:
             print(f"bare ptrace round trip: failed ({self.roundtrip_failure})")
         else:
             print(f"bare ptrace round trip (int3, waitpid, GETREGS, SETREGS, CONT): {floor:.1f} us per stop"
-                  f"; with a push %rbp emulated (+1 POKEDATA): {push:.1f} us")
-        if "ptmem" in self.tools:
+                  f"; with a push %rbp emulated (+1 POKEDATA): {push:.1f} us"
+                  f" (medians of {len(self.roundtrip['skip'])} runs)")
+        if "ptmem" in self.missing:
+            print(f"ptmem time per traced call: {self.missing['ptmem']}")
+        elif "ptmem" in self.tools:
             self.print_per_call(ws, floor)
         if memory is not None:
             print()
@@ -399,18 +426,20 @@ class Bench:
         print("  stops expected: 2 per allocating call (entry + return), 1 per free, "
               "2 per fd-creating call, 1 per close;")
         print("  ptmem's extra time = ptmem - native - ptmem's start-up cost (the first row).")
-        base = None
+        base = 0.0
         if self.median("empty", "ptmem") is not None and self.median("empty", "native") is not None:
             base = self.median("empty", "ptmem") - self.median("empty", "native")
+        else:
+            print("  (ptmem's start-up cost is unknown: its first row failed; nothing subtracted)")
         rows = [["workload", "calls ptmem/own", "stops", "extra s", "us/call", "us/stop",
                  "x round trip us (goal <= 1.2)"]]
         for w in ws:
             if w.key == "empty":
-                rows.append([w.label, "", "", f"{base:.3f}" if base is not None else "-", "", "", ""])
+                rows.append([w.label, "", "", f"{base:.3f}", "", "", ""])
                 continue
             s, own = self.summary.get(w.key), self.counts.get(w.key)
             t, native = self.median(w.key, "ptmem"), self.median(w.key, "native")
-            if s is None or t is None or native is None or own is None or base is None:
+            if s is None or t is None or native is None or own is None:
                 fails = self.failures.get((w.key, "ptmem"), [])
                 rows.append([w.label, "failed" if fails else "-", "", "", "", "", ""])
                 continue
@@ -437,6 +466,29 @@ class Bench:
             rows.append([w.label, calls_text, f"{stops:,}", f"{extra:.3f}", f"{per_call:.1f}",
                          f"{per_stop:.1f}", ratio])
         print_table(rows)
+
+
+def shorten(text, width):
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def target_death(report):
+    """"target died of SIGx" when ptmem's report says so, else None."""
+    try:
+        with open(report) as f:
+            sig = json.load(f)["target"]["signal"]
+        return f"target died of {sig}" if sig else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def ltrace_death(path):
+    try:
+        with open(path, errors="replace") as f:
+            m = re.search(r"\+\+\+ killed by (SIG\w+)", f.read())
+    except OSError:
+        m = None
+    return f"target killed by {m.group(1)}" if m else "target printed nothing"
 
 
 def traced_calls(own):
@@ -473,7 +525,7 @@ def vm_hwm(pid):
 
 
 def read_line(stream, timeout):
-    """One line from a pipe, or None on EOF/timeout (no thread, no blocking forever)."""
+    """One line from a pipe; "" on EOF, None on timeout (no thread, never blocks forever)."""
     import select
     data, deadline = b"", time.monotonic() + timeout
     fd = stream.fileno()
@@ -483,7 +535,7 @@ def read_line(stream, timeout):
             return None
         chunk = os.read(fd, 1)
         if not chunk:
-            return None if not data else data.decode(errors="replace")
+            return data.decode(errors="replace")
         data += chunk
     return data.decode(errors="replace")
 
