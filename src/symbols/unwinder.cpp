@@ -1,7 +1,10 @@
 #include "ptmem/symbols/unwinder.hpp"
 
 #include <absl/container/flat_hash_map.h>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <dwarf.h>
 #include <elf.h>
 #include <elfutils/libdwfl.h>
 #include <unistd.h>
@@ -57,6 +60,80 @@ bool read_word(std::span<const uint8_t> stack, uint64_t stack_addr, uint64_t add
   return true;
 }
 
+constexpr unsigned kDwarfRip = 16;  // the return-address column
+constexpr unsigned kNumRegs = 17;
+
+// What libdw's CFI says about one register in the caller's frame, reduced to the forms
+// x86-64 compilers emit.  Anything else sends the whole unwind to libdwfl.
+struct RegRule {
+  enum Kind : uint8_t {
+    Unset,      // libdwfl would leave it unknown (undefined, register rule, libdw error)
+    Undefined,  // DW_CFA_undefined: for the return address, the end of the stack
+    Same,       // same value as in this frame
+    AtCfa,      // saved at CFA + offset
+    ValCfa,     // is CFA + offset
+  };
+  Kind kind = Unset;
+  int32_t offset = 0;  // compilers' save slots and frame sizes; larger makes the rule unusable
+};
+
+// The unwind step for one pc, extracted once from libdw (dwarf_cfi_addrframe) so later
+// unwinds through the same pc are a hash lookup and a few loads instead of a CFI program
+// run with its allocations.  Semantics follow libdwfl's handle_cfi exactly; the test
+// compares both paths.
+struct UnwindRule {
+  bool usable = false;  // false: not expressible here (expressions, no CFI), use libdwfl
+  bool signal_frame = false;
+  bool cfa_known = false;
+  uint8_t cfa_reg = 0;
+  int32_t cfa_offset = 0;
+  RegRule regs[kNumRegs];
+};
+
+UnwindRule extract_rule(Dwarf_Frame* frame) {
+  UnwindRule rule;
+  Dwarf_Addr start, end;
+  bool signal = false;
+  if (dwarf_frame_info(frame, &start, &end, &signal) != static_cast<int>(kDwarfRip)) return rule;
+  rule.signal_frame = signal;
+  Dwarf_Op* ops = nullptr;
+  size_t nops = 0;
+  if (dwarf_frame_cfa(frame, &ops, &nops) != 0) return rule;
+  if (nops == 1 && ops[0].atom == DW_OP_bregx && ops[0].number < kNumRegs) {
+    rule.cfa_known = true;
+    rule.cfa_reg = static_cast<uint8_t>(ops[0].number);
+    auto offset = static_cast<int64_t>(ops[0].number2);
+    if (offset != static_cast<int32_t>(offset)) return rule;
+    rule.cfa_offset = static_cast<int32_t>(offset);
+  } else if (nops != 0) {
+    return rule;  // DW_CFA_def_cfa_expression (PLT stubs, realigned stacks, signal frames)
+  }
+  for (unsigned regno = 0; regno < kNumRegs; ++regno) {
+    RegRule& r = rule.regs[regno];
+    Dwarf_Op mem[3], *rops = nullptr;
+    size_t n = 0;
+    if (dwarf_frame_register(frame, static_cast<int>(regno), mem, &rops, &n) != 0) continue;
+    if (n == 0) {
+      r.kind = rops == mem ? RegRule::Undefined : rops == nullptr ? RegRule::Same : RegRule::Unset;
+      continue;
+    }
+    if (n == 1 && rops[0].atom == DW_OP_regx) continue;  // libdwfl cannot evaluate it: Unset
+    if (rops[0].atom != DW_OP_call_frame_cfa) return rule;
+    size_t i = 1;
+    if (i < n && rops[i].atom == DW_OP_plus_uconst) {
+      auto offset = static_cast<int64_t>(rops[i++].number);  // negative offsets arrive wrapped
+      if (offset != static_cast<int32_t>(offset)) return rule;
+      r.offset = static_cast<int32_t>(offset);
+    }
+    bool value = i < n && rops[i].atom == DW_OP_stack_value;
+    if (value) ++i;
+    if (i != n) return rule;
+    r.kind = value ? RegRule::ValCfa : RegRule::AtCfa;
+  }
+  rule.usable = true;
+  return rule;
+}
+
 }  // namespace
 
 struct Unwinder::Impl {
@@ -84,6 +161,10 @@ struct Unwinder::Impl {
   uint64_t last_fp = 0, last_sp = 0, prev_pc = 0;
   bool last_fp_known = false;
 
+  // pc used for the CFI lookup -> its rule; cleared when modules change.
+  bool use_rules = true;
+  absl::flat_hash_map<uint64_t, UnwindRule> rules;
+
   explicit Impl(const ModuleMap& m) : modules(m) {
     dwfl = dwfl_begin(&kOfflineCallbacks);
     if (m.pid() > 0) tid = m.pid();
@@ -94,6 +175,12 @@ struct Unwinder::Impl {
 
   void report();
   bool read_module_memory(uint64_t addr, uint64_t* result);
+  bool read(uint64_t addr, uint64_t* result) {
+    return read_word(stack, stack_addr, addr, result) || (fallback && fallback->read(addr, result, 8)) ||
+           read_module_memory(addr, result);
+  }
+  const UnwindRule& rule_for(uint64_t pc);
+  bool unwind_with_rules();
 
   static pid_t next_thread(Dwfl*, void* arg, void** thread_arg);
   static bool get_thread(Dwfl*, pid_t, void* arg, void** thread_arg);
@@ -122,14 +209,93 @@ bool Unwinder::Impl::set_initial_registers(Dwfl_Thread* thread, void* thread_arg
 }
 
 bool Unwinder::Impl::memory_read(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
-  auto* self = static_cast<Impl*>(arg);
   uint64_t v;
-  if (read_word(self->stack, self->stack_addr, addr, &v) ||
-      (self->fallback && self->fallback->read(addr, &v, sizeof v)) || self->read_module_memory(addr, &v)) {
-    *result = v;
-    return true;
+  if (!static_cast<Impl*>(arg)->read(addr, &v)) return false;
+  *result = v;
+  return true;
+}
+
+const UnwindRule& Unwinder::Impl::rule_for(uint64_t pc) {
+  auto [it, inserted] = rules.try_emplace(pc);
+  if (!inserted) return it->second;
+  if (rules.size() > 32768) {  // a JIT or a huge program: start over rather than grow
+    rules.clear();
+    it = rules.try_emplace(pc).first;
   }
-  return false;
+  // Same order as libdwfl: .eh_frame, then .debug_frame.
+  Dwfl_Module* mod = dwfl_addrmodule(dwfl, pc);
+  if (!mod) return it->second;
+  Dwarf_Addr bias = 0;
+  Dwarf_Frame* frame = nullptr;
+  Dwarf_CFI* cfi = dwfl_module_eh_cfi(mod, &bias);
+  if (!cfi || dwarf_cfi_addrframe(cfi, pc - bias, &frame) != 0) {
+    frame = nullptr;
+    cfi = dwfl_module_dwarf_cfi(mod, &bias);
+    if (!cfi || dwarf_cfi_addrframe(cfi, pc - bias, &frame) != 0) frame = nullptr;
+  }
+  if (frame) {
+    it->second = extract_rule(frame);
+    std::free(frame);
+  }
+  return it->second;
+}
+
+// The fast path.  Returns false when a frame needs what only libdwfl does (CFI
+// expressions, no CFI at all: its frame-pointer guess), and the caller starts over there.
+bool Unwinder::Impl::unwind_with_rules() {
+  uint64_t vals[kNumRegs];
+  auto initial = regs->dwarf();
+  std::copy(initial.begin(), initial.end(), vals);
+  uint32_t known = (1u << kNumRegs) - 1;
+  uint64_t pc = vals[kDwarfRip];
+  bool adjust = false;  // the initial frame and frames after a signal frame use the exact pc
+  count = 0;
+  out[count++] = pc;
+  if (pc == 0) return true;
+  while (count < max_frames) {
+    const UnwindRule& rule = rule_for(adjust ? pc - 1 : pc);
+    if (!rule.usable) return false;
+    uint64_t cfa = 0;
+    bool cfa_ok = rule.cfa_known && (known >> rule.cfa_reg & 1);
+    if (cfa_ok) cfa = vals[rule.cfa_reg] + static_cast<uint64_t>(static_cast<int64_t>(rule.cfa_offset));
+    uint64_t next[kNumRegs];
+    uint32_t next_known = 0;
+    for (unsigned r = 0; r < kNumRegs; ++r) {
+      const RegRule& rr = rule.regs[r];
+      switch (rr.kind) {
+        case RegRule::Same:
+          if (known >> r & 1) {
+            next[r] = vals[r];
+            next_known |= 1u << r;
+          }
+          break;
+        case RegRule::AtCfa:
+          if (cfa_ok && read(cfa + static_cast<uint64_t>(static_cast<int64_t>(rr.offset)), &next[r]))
+            next_known |= 1u << r;
+          break;
+        case RegRule::ValCfa:
+          if (cfa_ok) {
+            next[r] = cfa + static_cast<uint64_t>(static_cast<int64_t>(rr.offset));
+            next_known |= 1u << r;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    // Undefined or unreadable return address, or 0: the outermost frame.
+    if (!(next_known >> kDwarfRip & 1) || next[kDwarfRip] == 0) return true;
+    uint64_t next_pc = next[kDwarfRip];
+    bool sp_known = next_known >> kDwarfRsp & 1;
+    if (sp_known && next[kDwarfRsp] == vals[kDwarfRsp] && (known >> kDwarfRsp & 1) && next_pc == pc)
+      return true;  // no progress: would repeat until max_frames
+    out[count++] = next_pc;
+    std::copy(next, next + kNumRegs, vals);
+    known = next_known;
+    pc = next_pc;
+    adjust = !rule.signal_frame;
+  }
+  return true;
 }
 
 // Read-only segments of a module are the same in memory as in its file (relocations go to
@@ -199,7 +365,9 @@ void Unwinder::Impl::report() {
     if (!image && file != m.path && !is_vdso(m)) image = ElfImage::open(file = m.path);
     if (!image || !image->is_x86_64()) continue;
     Reported r;
-    r.name = m.path;
+    // Unique per load: libdwfl would take a reloaded library at the same place for the old
+    // module, and refuse it if the path it is opened by differs.
+    r.name = m.path + " #" + std::to_string(m.id);
     // add_p_vaddr with base = bias: libdwfl places the module by its PT_LOADs.
     r.mod = dwfl_report_elf(dwfl, r.name.c_str(), file.c_str(), -1, load_bias(m, *image), true);
     if (!r.mod) continue;
@@ -208,6 +376,7 @@ void Unwinder::Impl::report() {
   }
   dwfl_report_end(dwfl, nullptr, nullptr);
   reported = std::move(still);
+  rules.clear();  // code at a cached pc may now belong to another module
   static const Dwfl_Thread_Callbacks callbacks = {
       .next_thread = next_thread,
       .get_thread = get_thread,
@@ -227,6 +396,8 @@ Unwinder::~Unwinder() = default;
 
 void Unwinder::modules_changed() { impl_->report(); }
 
+void Unwinder::set_rule_cache(bool enabled) { impl_->use_rules = enabled; }
+
 size_t Unwinder::unwind(const arch::Registers& regs, std::span<const uint8_t> stack,
                         arch::MemoryAccess* fallback, size_t max_frames, uint64_t* out) {
   if (max_frames == 0) return 0;
@@ -242,6 +413,13 @@ size_t Unwinder::unwind(const arch::Registers& regs, std::span<const uint8_t> st
   s.last_fp = regs.raw.rbp;
   s.last_fp_known = true;
   s.prev_pc = 0;
+  if (s.attached && s.use_rules && s.unwind_with_rules()) {
+    s.regs = nullptr;
+    s.fallback = nullptr;
+    s.out = nullptr;
+    return std::max<size_t>(s.count, 1);
+  }
+  s.count = 0;
   int rc = s.attached ? dwfl_getthread_frames(s.dwfl, s.tid, Impl::frame, &s) : -1;
   if (s.count == 0) out[s.count++] = regs.ip();
   // rc -1: libdwfl hit an error (no CFI and no usable rbp, memory it could not read).

@@ -13,6 +13,7 @@
 
 namespace ptmem::symbols {
 
+/// Not thread-safe: one per thread that unwinds.
 class Unwinder {
  public:
   explicit Unwinder(const ModuleMap& modules);
@@ -29,6 +30,12 @@ class Unwinder {
   /// files.  Returns the number of frames written (>= 1).
   size_t unwind(const arch::Registers& regs, std::span<const uint8_t> stack,
                 arch::MemoryAccess* fallback, size_t max_frames, uint64_t* out);
+
+  /// On (the default), each pc's unwind step is taken from libdw's CFI once and cached;
+  /// frames whose CFI is not a plain "register + offset" rule, and stacks that need
+  /// libdwfl's frame-pointer guess, still go through libdwfl.  Off: libdwfl for every
+  /// frame (for tests that compare the two, and for measuring).
+  void set_rule_cache(bool enabled);
 
   /// The frame-pointer walk unwind() falls back to when CFI unwinding stops with an error:
   /// from |fp| (rbp of the last good frame) follow the saved-rbp chain, appending the
