@@ -1,13 +1,155 @@
-// Placeholder until the tracer lands (issue 3).
-#include "ptmem/cli/command.hpp"
+// `ptmem launch` and `ptmem attach`: options, the tracing session, and the report.
+// Data flows one way: Session (events) -> Tracker and StackTable -> report::build_report.
 #include <cstdio>
+#include <fmt/format.h>
+#include <memory>
+#include <unistd.h>
+
+#include "ptmem/cli/command.hpp"
+#include "ptmem/proc/fds.hpp"
+#include "ptmem/ptrace/session.hpp"
+#include "ptmem/report/render.hpp"
+#include "ptmem/report/report.hpp"
+#include "ptmem/report/symbolizer_frames.hpp"
+#include "ptmem/symbols/symbolizer.hpp"
+#include "ptmem/track/stack_table.hpp"
+#include "ptmem/track/tracker.hpp"
+#include "ptmem/util/duration.hpp"
+#include "ptmem/util/output_file.hpp"
+
 namespace ptmem::cli {
+namespace {
+
+struct TraceArgs {
+  std::string output = "-stderr";
+  std::string format = "text";
+  size_t depth = 16;
+  std::string duration;
+  int error_exitcode = -1;
+  bool no_fds = false;
+  bool fds_only = false;
+  bool quiet = false;
+  bool verbose = false;
+  std::vector<std::string> program;
+  pid_t pid = 0;
+};
+
+void add_common_options(CLI::App* app, TraceArgs& a) {
+  app->add_option("-o,--output", a.output, "Write the report to FILE (whole or not at all)")
+      ->type_name("FILE");
+  app->add_option("--format", a.format, "Report format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->type_name("text|json");
+  app->add_option("--depth", a.depth, "Frames per call stack (default 16)")
+      ->check(CLI::Range(1, 256));
+  app->add_option("--duration", a.duration, "Stop tracing after DUR (e.g. 500ms, 10s, 2m), detach, report")
+      ->check(duration_validator())
+      ->type_name("DUR");
+  app->add_option("--error-exitcode", a.error_exitcode, "Exit with N when leaks were found")
+      ->check(CLI::Range(0, 255))
+      ->type_name("N");
+  auto* no_fds = app->add_flag("--no-fds", a.no_fds, "Do not trace file descriptors");
+  auto* fds_only = app->add_flag("--fds-only", a.fds_only, "Trace file descriptors, not the allocator");
+  no_fds->excludes(fds_only);
+  app->add_flag("-q,--quiet", a.quiet, "No live figures on the terminal");
+  app->add_flag("-v,--verbose", a.verbose, "Diagnostics about hooks and stepping");
+}
+
+void print_status(const track::Tracker& tracker, pid_t pid) {
+  const auto& c = tracker.counters();
+  fmt::print(stderr, "\rptmem: {}: {} allocs, {} frees, {} live blocks ({} bytes), {} fds opened, {} closed\x1b[K",
+             pid, c.alloc_calls, c.free_calls, c.live_blocks, c.live_bytes, c.fd_opened, c.fd_closed);
+}
+
+int run_trace(TraceArgs& a, bool launch) {
+  bool to_stderr = a.output == "-stderr";
+  std::string error;
+  if (!to_stderr && !util::check_writable(a.output, &error)) {
+    fmt::print(stderr, "ptmem: error: {}\n", error);
+    return 1;
+  }
+  ptrace::TraceOptions opt;
+  opt.track_alloc = !a.fds_only;
+  opt.track_fds = !a.no_fds;
+  opt.depth = a.depth;
+  opt.quiet = a.quiet;
+  opt.verbose = a.verbose;
+  if (!a.duration.empty()) opt.duration = util::parse_duration(a.duration);
+
+  track::Tracker tracker;
+  track::StackTable stacks;
+  ptrace::Session session(opt, tracker, stacks);
+  ptrace::Session::install_signal_handlers();
+
+  std::vector<proc::FdEntry> fds_at_end;
+  session.on_checkpoint = [&](pid_t pid, ptrace::Session::Checkpoint cp) {
+    bool readable = false;
+    auto fds = proc::read_fds(pid, proc::kDefaultRoot, &readable);
+    if (!readable) return;
+    tracker.reconcile_fds(fds);
+    if (cp == ptrace::Session::Checkpoint::Launched)
+      tracker.mark_inherited(session.outcome().inherited_fds);
+    if (cp == ptrace::Session::Checkpoint::Final) fds_at_end = std::move(fds);
+  };
+  bool live = !a.quiet && ::isatty(2);
+  if (live) session.on_tick = [&] { print_status(tracker, session.outcome().pid); };
+
+  auto err = launch ? session.launch(a.program) : session.attach(a.pid);
+  if (err) {
+    fmt::print(stderr, "ptmem: error: {}\n", *err);
+    return 1;
+  }
+  pid_t pid = session.outcome().pid;
+  if (launch) fmt::print(stderr, "ptmem: tracing {}\n", pid);
+  else fmt::print(stderr, "ptmem: attached to process {} ({} threads)\n", pid, session.thread_count());
+
+  session.run();
+  const auto& out = session.outcome();
+  if (live) fmt::print(stderr, "\r\x1b[K");
+  if (out.detached) fmt::print(stderr, "ptmem: detached from process {}\n", pid);
+
+  symbols::Symbolizer symbolizer(session.modules());
+  report::SymbolizerFrames frames(symbolizer);
+  report::TargetInfo target{pid, out.command, out.exit_code, out.signal, out.detached};
+  report::ReportOptions ropt;
+  ropt.depth = a.depth;
+  ropt.memory = !a.fds_only;
+  ropt.fds = !a.no_fds;
+  auto rep = report::build_report(tracker, stacks, frames, target, fds_at_end, ropt);
+  std::string text = a.format == "json" ? report::to_json_text(rep) : report::to_text(rep);
+  if (to_stderr) {
+    fmt::print(stderr, "{}", text);
+  } else if (!util::write_file_atomically(a.output, text, &error)) {
+    fmt::print(stderr, "ptmem: error: {}\n", error);
+    return 1;
+  }
+
+  bool leaks = rep.summary.leaked_blocks > 0 || rep.summary.fd_leaked > 0;
+  if (a.error_exitcode >= 0 && leaks) return a.error_exitcode;
+  if (!launch) return 0;
+  if (out.exit_code) return *out.exit_code;
+  if (out.signal) return 128 + *out.signal;
+  return 0;
+}
+
+}  // namespace
+
 Subcommand add_launch_command(CLI::App& root) {
+  auto args = std::make_shared<TraceArgs>();
   auto* app = root.add_subcommand("launch", "Run a program traced and report its leaks");
-  return {app, [] { std::fprintf(stderr, "ptmem: launch: not built yet\n"); return 1; }};
+  add_common_options(app, *args);
+  app->add_option("program", args->program, "PROGRAM [ARGS...]")->required()->type_name("PROGRAM ARGS");
+  app->prefix_command(false);
+  app->positionals_at_end(true);
+  return {app, [args] { return run_trace(*args, true); }};
 }
+
 Subcommand add_attach_command(CLI::App& root) {
-  auto* app = root.add_subcommand("attach", "Trace a running process and report its leaks");
-  return {app, [] { std::fprintf(stderr, "ptmem: attach: not built yet\n"); return 1; }};
+  auto args = std::make_shared<TraceArgs>();
+  auto* app = root.add_subcommand("attach", "Trace a running process, detach, and report its leaks");
+  add_common_options(app, *args);
+  app->add_option("pid", args->pid, "Process id")->required()->check(CLI::PositiveNumber)->type_name("PID");
+  return {app, [args] { return run_trace(*args, false); }};
 }
+
 }  // namespace ptmem::cli

@@ -1,0 +1,68 @@
+// One traced address space (rr's AddressSpace + ThreadGroup): its threads, memory,
+// breakpoints, modules, the scratch pages we mapped into it, and the hooks installed.
+#pragma once
+#include <absl/container/flat_hash_map.h>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ptmem/ptrace/breakpoint_table.hpp"
+#include "ptmem/ptrace/remote_memory.hpp"
+#include "ptmem/ptrace/thread.hpp"
+#include "ptmem/symbols/module_map.hpp"
+#include "ptmem/symbols/unwinder.hpp"
+
+namespace ptmem::ptrace {
+
+/// Pages we mmap'ed into the target: the return trampoline (one int3) and the relocated
+/// instructions of displaced step-overs, each within +-2 GiB of what it serves.
+struct ScratchPage {
+  uint64_t address = 0;
+  uint64_t size = 0;
+  uint64_t used = 0;
+};
+
+class Process {
+ public:
+  explicit Process(pid_t pid);
+  pid_t pid() const { return pid_; }
+
+  RemoteMemory mem;
+  BreakpointTable breakpoints;
+  symbols::ModuleMap modules;
+  std::unique_ptr<symbols::Unwinder> unwinder;
+  absl::flat_hash_map<pid_t, std::unique_ptr<Thread>> threads;
+
+  std::vector<ScratchPage> scratch;
+  uint64_t trampoline = 0;     ///< address of the return int3; 0 until mapped
+  uint64_t entry_point = 0;    ///< AT_ENTRY: never run again after start-up, used for injection
+  uint64_t r_debug = 0;        ///< &_r_debug in ld.so, 0 for static programs
+  std::vector<bool> hooked;    ///< per traced_functions() row
+  bool hooks_installed = false;
+  bool record = true;          ///< events of this process go to the sink
+  bool exec_seen = false;      ///< launch mode: our own execve of the program has been seen
+  std::string command;
+
+  Thread* thread(pid_t tid) {
+    auto it = threads.find(tid);
+    return it == threads.end() ? nullptr : it->second.get();
+  }
+  Thread& add_thread(pid_t tid) {
+    auto& t = threads[tid];
+    if (!t) t = std::make_unique<Thread>(tid, this);
+    return *t;
+  }
+  /// Is |addr| inside one of our scratch pages?
+  const ScratchPage* scratch_page(uint64_t addr) const {
+    for (auto& p : scratch)
+      if (addr >= p.address && addr < p.address + p.size) return &p;
+    return nullptr;
+  }
+
+ private:
+  pid_t pid_;
+};
+
+}  // namespace ptmem::ptrace

@@ -1,0 +1,79 @@
+// The tracer: launches or attaches, runs the single wait loop (the only waitpid in ptmem),
+// turns breakpoint hits into track::EventSink events, and on exit, signal or deadline
+// restores every byte and return address it changed and detaches.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ptmem/arch/registers.hpp"
+#include "ptmem/arch/step_over.hpp"
+#include "ptmem/ptrace/process.hpp"
+#include "ptmem/track/events.hpp"
+#include "ptmem/track/functions.hpp"
+
+namespace ptmem::track { class StackTable; }
+
+namespace ptmem::ptrace {
+
+struct TraceOptions {
+  bool track_alloc = true;
+  bool track_fds = true;
+  size_t depth = 16;                                  ///< frames kept per stack (report)
+  std::optional<std::chrono::microseconds> duration;  ///< stop tracing after this long
+  bool quiet = false;                                 ///< no live status line
+  bool verbose = false;                               ///< diagnostics on stderr
+};
+
+/// What happened to the target, for the report.
+struct Outcome {
+  pid_t pid = 0;
+  std::string command;
+  std::optional<int> exit_code;    ///< exited normally
+  std::optional<int> signal;       ///< killed by this signal
+  bool detached = false;           ///< we detached and it kept running
+  std::vector<int> inherited_fds;  ///< open at launch (not leaks)
+};
+
+class Session {
+ public:
+  Session(TraceOptions options, track::EventSink& sink, track::StackTable& stacks);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// Starts |argv| traced.  Error: one line, no "ptmem:" prefix.
+  std::optional<std::string> launch(const std::vector<std::string>& argv);
+  /// Attaches to every thread of |pid|.
+  std::optional<std::string> attach(pid_t pid);
+  /// Traces until the target exits or a stop is requested (SIGINT/SIGTERM/SIGHUP, the
+  /// duration); then restores and detaches if the target still lives.
+  void run();
+
+  const Outcome& outcome() const { return outcome_; }
+  /// Threads traced right now in the target.
+  size_t thread_count() const;
+  /// The traced program's modules (for symbolization at report time).
+  const symbols::ModuleMap& modules() const;
+  /// Called about once a second with the time since start (live figures).
+  std::function<void()> on_tick;
+  /// Moments when the target's fds must be compared with /proc/PID/fd (the tracker's
+  /// reconciliation): after attach, after an exec (close-on-exec fds are gone), and at the
+  /// end (last exit stop, or just before detach) while the process still exists.
+  enum class Checkpoint { Attached, Launched, Exec, Final };
+  std::function<void(pid_t, Checkpoint)> on_checkpoint;
+
+  /// Installs ptmem's SIGINT/SIGTERM/SIGHUP handlers (they only set a flag).
+  static void install_signal_handlers();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Outcome outcome_;
+};
+
+}  // namespace ptmem::ptrace

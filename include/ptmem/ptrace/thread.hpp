@@ -1,0 +1,41 @@
+// One traced thread (rr's Task): its ptrace-stop state, the signal it owes, and the calls it
+// is inside of whose return we are waiting for.
+#pragma once
+#include <cstdint>
+#include <sys/types.h>
+#include <vector>
+
+#include "ptmem/track/decoders.hpp"
+
+namespace ptmem::ptrace {
+
+class Process;
+
+/// A traced call whose return address we replaced with the trampoline.
+struct PendingReturn {
+  uint64_t entry_sp = 0;        ///< rsp at the entry breakpoint: [entry_sp] held the return address
+  uint64_t return_address = 0;  ///< the real one, restored at return (or at detach)
+  uint64_t function_address = 0;
+  track::CallRecord call;
+};
+
+class Thread {
+ public:
+  Thread(pid_t tid, Process* process) : tid_(tid), process_(process) { returns.reserve(4); }
+  pid_t tid() const { return tid_; }
+  void set_tid(pid_t tid) { tid_ = tid; }
+  Process& process() const { return *process_; }
+
+  bool stopped = false;        ///< in a ptrace-stop we have not resumed from
+  bool group_stopped = false;  ///< in group-stop: resume with PTRACE_LISTEN
+  bool exiting = false;        ///< PTRACE_EVENT_EXIT seen
+  int pending_signal = 0;      ///< to deliver at the next resume / detach
+  bool foreign = false;        ///< a vfork child borrowing the address space: step, don't record
+  std::vector<PendingReturn> returns;
+
+ private:
+  pid_t tid_;
+  Process* process_;
+};
+
+}  // namespace ptmem::ptrace

@@ -1,0 +1,306 @@
+// Putting the hooks in: find which module provides each traced function (the dynamic
+// linker's search order), plan how to step over its first instruction, map scratch pages
+// for the return trampoline and displaced instructions, follow library loads through the
+// r_debug breakpoint.  Syscalls are injected through the program's entry point, which never
+// runs again after start-up (gdb uses it the same way).
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "ptmem/symbols/elf_image.hpp"
+#include "session_impl.hpp"
+
+namespace ptmem::ptrace {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kNear = 1ull << 30;  // scratch within 1 GiB: rel32 reaches with room to spare
+constexpr uint64_t kLowest = 1ull << 20;
+constexpr uint64_t kHighest = 0x7ffffffff000ull;
+
+// r_debug / link_map offsets (glibc elf/link.h, LP64).
+constexpr uint64_t kRDebugMap = 8;
+constexpr uint64_t kRDebugState = 24;
+constexpr uint64_t kLinkMapAddr = 0;
+constexpr uint64_t kLinkMapName = 8;
+constexpr uint64_t kLinkMapNext = 24;
+
+uint64_t distance(uint64_t a, uint64_t b) { return a > b ? a - b : b - a; }
+
+// A free, page-aligned range of |size| bytes as close to |near| as possible, away from the
+// places that grow (the heap's brk end, below the stack).
+std::optional<uint64_t> find_gap(const std::vector<proc::Mapping>& maps, uint64_t near, uint64_t size) {
+  std::vector<std::pair<uint64_t, uint64_t>> used;
+  for (auto& m : maps) {
+    uint64_t start = m.start, end = m.end;
+    if (m.path == "[heap]") end += 1ull << 30;           // leave brk room to grow
+    if (m.path == "[stack]") start -= 64ull << 20;       // and the stack
+    used.emplace_back(start, end);
+  }
+  std::sort(used.begin(), used.end());
+  std::optional<uint64_t> best;
+  uint64_t prev_end = kLowest;
+  auto consider = [&](uint64_t lo, uint64_t hi) {
+    if (hi <= lo || hi - lo < size + 2 * kPage) return;
+    lo += kPage;  // keep a guard page from neighbours
+    hi -= kPage;
+    uint64_t cand = std::clamp(near & ~(kPage - 1), lo, hi - size);
+    if (distance(cand, near) >= kNear) return;
+    if (!best || distance(cand, near) < distance(*best, near)) best = cand;
+  };
+  for (auto& [s, e] : used) {
+    if (s > prev_end) consider(prev_end, s);
+    prev_end = std::max(prev_end, e);
+  }
+  consider(prev_end, kHighest);
+  return best;
+}
+
+}  // namespace
+
+std::optional<uint64_t> Session::Impl::inject_syscall(Process& p, Thread& t, long nr,
+                                                      std::array<uint64_t, 6> args) {
+  if (!p.entry_point || t.group_stopped) return std::nullopt;
+  arch::Registers saved;
+  if (!get_regs(t.tid(), saved)) return std::nullopt;
+  static constexpr uint8_t kCode[4] = {0x0f, 0x05, 0xcc, 0xcc};  // syscall; int3
+  uint8_t original[sizeof kCode];
+  if (!p.mem.read(p.entry_point, original, sizeof original)) return std::nullopt;
+  if (!p.mem.write(p.entry_point, kCode, sizeof kCode)) return std::nullopt;
+  arch::Registers regs = saved;
+  regs.raw.rip = p.entry_point;
+  regs.raw.rax = static_cast<uint64_t>(nr);
+  regs.raw.orig_rax = static_cast<uint64_t>(-1);  // not in a syscall: no restart logic
+  regs.raw.rdi = args[0];
+  regs.raw.rsi = args[1];
+  regs.raw.rdx = args[2];
+  regs.raw.r10 = args[3];
+  regs.raw.r8 = args[4];
+  regs.raw.r9 = args[5];
+  std::optional<uint64_t> result;
+  if (set_regs(t.tid(), regs) && ::ptrace(PTRACE_CONT, t.tid(), nullptr, nullptr) == 0) {
+    for (;;) {
+      int status;
+      pid_t r = ::waitpid(t.tid(), &status, __WALL);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 || !WIFSTOPPED(status)) {
+        // The thread died inside our syscall (SIGKILL): nothing to restore in it.
+        if (r > 0) on_thread_gone(t.tid(), status);
+        p.mem.write(p.entry_point, original, sizeof original);
+        return std::nullopt;
+      }
+      int sig = WSTOPSIG(status);
+      if ((status >> 16) == 0 && sig == SIGTRAP) {
+        arch::Registers after;
+        if (get_regs(t.tid(), after) && after.ip() == p.entry_point + 3) result = after.ret();
+        break;
+      }
+      // A signal arrived meanwhile: keep it for later, finish the syscall first.
+      if ((status >> 16) == 0) t.pending_signal = sig;
+      ::ptrace(PTRACE_CONT, t.tid(), nullptr, nullptr);
+    }
+  }
+  p.mem.write(p.entry_point, original, sizeof original);
+  set_regs(t.tid(), saved);
+  if (std::getenv("PTMEM_DEBUG"))
+    fmt::print(stderr, "[ptmem] {}: injected syscall {} -> {:#x}\n", t.tid(), nr, result.value_or(0));
+  return result;
+}
+
+std::optional<uint64_t> Session::Impl::scratch_slot(Process& p, Thread& t, uint64_t near, uint64_t size) {
+  size = (size + 15) & ~uint64_t{15};
+  for (auto& page : p.scratch) {
+    if (page.used + size <= page.size && distance(page.address, near) < kNear) {
+      uint64_t slot = page.address + page.used;
+      page.used += size;
+      return slot;
+    }
+  }
+  auto maps = proc::read_maps(p.pid());
+  if (!maps) return std::nullopt;
+  auto gap = find_gap(*maps, near, kPage);
+  if (!gap) return std::nullopt;
+  auto res = inject_syscall(p, t, SYS_mmap,
+                            {*gap, kPage, PROT_READ | PROT_EXEC,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                             static_cast<uint64_t>(-1), 0});
+  if (!res || *res != *gap) {
+    if (res && *res < static_cast<uint64_t>(-4095))  // mapped elsewhere: give it back
+      inject_syscall(p, t, SYS_munmap, {*res, kPage, 0, 0, 0, 0});
+    return std::nullopt;
+  }
+  p.scratch.push_back({*gap, kPage, size});
+  return *gap;
+}
+
+void Session::Impl::remove_scratch(Process& p, Thread& t) {
+  for (auto& page : p.scratch) inject_syscall(p, t, SYS_munmap, {page.address, page.size, 0, 0, 0, 0});
+  p.scratch.clear();
+  p.trampoline = 0;
+}
+
+namespace {
+
+struct ModuleImage {
+  const symbols::Module* module;
+  std::unique_ptr<symbols::ElfImage> elf;
+  uint64_t bias;
+};
+
+// The modules in the order the dynamic linker searches them for a global symbol: the
+// link_map chain (executable, preloads, then needed libraries); for a static program, just
+// the executable.
+std::vector<ModuleImage> search_order(Process& p) {
+  std::vector<ModuleImage> all;
+  for (auto& m : p.modules.all()) {
+    if (!m.loaded() || !m.executable_mapped || m.path.empty() || m.path[0] != '/') continue;
+    auto elf = symbols::ElfImage::open(m.open_path);
+    if (!elf || !elf->is_x86_64()) continue;
+    uint64_t bias = m.base - elf->first_load_vaddr();
+    all.push_back({&m, std::move(elf), bias});
+  }
+  if (!p.r_debug) return all;
+  std::vector<ModuleImage> ordered;
+  uint64_t map = 0;
+  p.mem.read(p.r_debug + kRDebugMap, &map, 8);
+  for (int i = 0; map && i < 4096; ++i) {
+    uint64_t l_addr = 0, next = 0;
+    if (!p.mem.read(map + kLinkMapAddr, &l_addr, 8) || !p.mem.read(map + kLinkMapNext, &next, 8)) break;
+    for (auto& mi : all)
+      if (mi.elf && mi.bias == l_addr) {
+        ordered.push_back(std::move(mi));
+        mi.elf.reset();
+        break;
+      }
+    map = next;
+  }
+  for (auto& mi : all)  // anything the chain did not name (should not happen) goes last
+    if (mi.elf) ordered.push_back(std::move(mi));
+  return ordered;
+}
+
+}  // namespace
+
+bool Session::Impl::setup_image(Process& p, Thread& t, bool at_exec) {
+  auto auxv = proc::read_auxv(p.pid());
+  auto maps = proc::read_maps(p.pid());
+  if (!auxv || !maps) return false;
+  p.entry_point = auxv->entry.value_or(0);
+  p.modules.update(*maps);
+  if (!p.unwinder) p.unwinder = std::make_unique<symbols::Unwinder>(p.modules);
+  else p.unwinder->modules_changed();
+  p.hooked.assign(track::traced_functions().size(), false);
+
+  uint64_t ld_base = auxv->base.value_or(0);
+  const symbols::Module* ld = ld_base ? p.modules.find(ld_base) : nullptr;
+  if (ld) {
+    auto elf = symbols::ElfImage::open(ld->open_path);
+    auto brk = elf ? elf->function("_dl_debug_state") : std::nullopt;
+    auto rdebug = elf ? elf->symbol("_r_debug") : std::nullopt;
+    if (brk && rdebug) {
+      uint64_t bias = ld->base - elf->first_load_vaddr();
+      p.r_debug = bias + *rdebug;
+      uint8_t code[16] = {};
+      size_t n = p.mem.read_partial(bias + *brk, code, sizeof code);
+      Breakpoint bp;
+      bp.address = bias + *brk;
+      bp.kind = Breakpoint::Kind::DebugState;
+      bp.original = code[0];
+      bp.plan = planner.plan(bp.address, std::span<const uint8_t>(code, n));
+      p.breakpoints.insert(p.mem, bp);
+    }
+  }
+  // At exec only the dynamic linker is mapped; the libraries come at its first
+  // RT_CONSISTENT notification.  A static program, or a running one, is complete now.
+  if (!at_exec || !p.r_debug) install_hooks(p, t);
+  return true;
+}
+
+void Session::Impl::refresh_modules(Process& p, Thread& t) {
+  if (p.r_debug) {
+    int state = -1;
+    if (!p.mem.read(p.r_debug + kRDebugState, &state, sizeof state) || state != r_debug::RT_CONSISTENT)
+      return;
+  }
+  auto maps = proc::read_maps(p.pid());
+  if (!maps) return;
+  std::vector<uint32_t> added, removed;
+  if (!p.modules.update(*maps, &added, &removed) && p.hooks_installed) return;
+  for (uint32_t id : removed) {
+    const symbols::Module* m = p.modules.get(id);
+    if (!m) continue;
+    for (auto* bp : p.breakpoints.all())
+      if (bp->address >= m->start && bp->address < m->end && bp->function >= 0)
+        p.hooked[static_cast<size_t>(bp->function)] = false;
+    p.breakpoints.forget_range(m->start, m->end);  // unmapped: nothing to restore
+  }
+  if (p.unwinder) p.unwinder->modules_changed();
+  install_hooks(p, t);
+}
+
+void Session::Impl::install_hooks(Process& p, Thread& t) {
+  auto functions = track::traced_functions();
+  if (p.hooked.size() != functions.size()) p.hooked.assign(functions.size(), false);
+  auto order = search_order(p);
+  if (order.empty()) return;
+  if (!p.trampoline) {
+    // Near the allocator's module (normally libc); any address would do for the trampoline.
+    uint64_t near = order.size() > 1 ? order[1].module->start : order[0].module->start;
+    for (auto& mi : order)
+      if (mi.elf->function("malloc")) { near = mi.module->start; break; }
+    auto slot = scratch_slot(p, t, near, 16);
+    static constexpr uint8_t kInt3 = 0xCC;
+    if (slot && p.mem.write(*slot, &kInt3, 1)) p.trampoline = *slot;
+    else if (opt.verbose) fmt::print(stderr, "ptmem: cannot map a scratch page into {}\n", p.pid());
+  }
+  for (size_t i = 0; i < functions.size(); ++i) {
+    const auto& fn = functions[i];
+    if (p.hooked[i]) continue;
+    if (fn.family == track::Family::Alloc && !opt.track_alloc) continue;
+    if (fn.family == track::Family::Fd && !opt.track_fds) continue;
+    std::optional<uint64_t> addr;
+    for (auto& mi : order) {
+      bool ifunc = false;
+      if (auto v = mi.elf->function(fn.name, &ifunc); v && !ifunc) {
+        addr = mi.bias + *v;
+        break;
+      }
+    }
+    if (!addr) continue;
+    p.hooked[i] = true;
+    if (p.breakpoints.contains(*addr)) continue;  // an alias of a row already hooked
+    uint8_t code[16] = {};
+    size_t n = p.mem.read_partial(*addr, code, sizeof code);
+    if (n == 0) continue;
+    p.breakpoints.mask(*addr, code, n);
+    Breakpoint bp;
+    bp.address = *addr;
+    bp.kind = Breakpoint::Kind::Function;
+    bp.original = code[0];
+    bp.function = static_cast<int>(i);
+    bp.plan = planner.plan(*addr, std::span<const uint8_t>(code, n));
+    if (bp.plan.kind == arch::StepPlan::Kind::Displaced) {
+      auto slot = scratch_slot(p, t, *addr, arch::kMaxDisplacedSize);
+      auto bytes = slot ? arch::build_displaced(bp.plan, *slot) : std::nullopt;
+      if (bytes && p.mem.write(*slot, bytes->data(), bytes->size())) {
+        bp.displaced_slot = *slot;
+        bp.displaced_length = bp.plan.length;
+      } else {
+        bp.plan.kind = arch::StepPlan::Kind::Unsupported;
+      }
+    }
+    if (bp.plan.kind == arch::StepPlan::Kind::Unsupported && opt.verbose)
+      fmt::print(stderr, "ptmem: {}: '{}' is stepped over with all threads stopped\n", fn.name,
+                 bp.plan.text);
+    p.breakpoints.insert(p.mem, std::move(bp));
+  }
+  p.hooks_installed = true;
+}
+
+}  // namespace ptmem::ptrace

@@ -1,0 +1,541 @@
+// The wait loop and event dispatch (strace's next_event/dispatch_event): every ptrace stop
+// of every traced thread comes through handle(), is classified, acted on, and the thread is
+// resumed with exactly the signal it owes.
+#include <cerrno>
+#include <cstdlib>
+#include <csignal>
+#include <cstring>
+#include <elf.h>
+#include <fmt/format.h>
+#include <fcntl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include "session_impl.hpp"
+
+namespace ptmem::ptrace {
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+
+void on_stop_signal(int) { g_stop = 1; }
+void on_alarm(int) {}
+
+bool is_stop_signal(int sig) {
+  return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+// Reads that see the real return addresses where we put the trampoline, so the unwinder
+// walks through a traced call that is still on the stack (fopen -> malloc).
+class UnhijackedMemory final : public arch::MemoryAccess {
+ public:
+  UnhijackedMemory(RemoteMemory& mem, const Thread& t) : mem_(mem), t_(t) {}
+  bool read(uint64_t addr, void* buf, size_t len) override {
+    if (!mem_.read(addr, buf, len)) return false;
+    for (auto& r : t_.returns)
+      if (r.entry_sp >= addr && r.entry_sp + 8 <= addr + len)
+        std::memcpy(static_cast<uint8_t*>(buf) + (r.entry_sp - addr), &r.return_address, 8);
+    return true;
+  }
+  bool write(uint64_t, const void*, size_t) override { return false; }
+
+ private:
+  RemoteMemory& mem_;
+  const Thread& t_;
+};
+
+constexpr size_t kStackSnapshot = 8192;
+
+// PTMEM_DEBUG=1 traces the engine's own decisions on stderr (for developers).
+const bool g_debug = std::getenv("PTMEM_DEBUG") != nullptr;
+
+}  // namespace
+
+bool stop_requested() { return g_stop != 0; }
+void request_stop() { g_stop = 1; }
+
+bool get_regs(pid_t tid, arch::Registers& regs) {
+  return ::ptrace(PTRACE_GETREGS, tid, nullptr, &regs.raw) == 0;
+}
+bool set_regs(pid_t tid, const arch::Registers& regs) {
+  return ::ptrace(PTRACE_SETREGS, tid, nullptr, &regs.raw) == 0;
+}
+
+void Session::install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: waitpid must return EINTR so the loop sees the flag
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  sa.sa_handler = on_alarm;
+  sigaction(SIGALRM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+Session::Session(TraceOptions options, track::EventSink& sink, track::StackTable& stacks)
+    : impl_(std::make_unique<Impl>(*this, options, sink, stacks)) {
+  impl_->stack_buf.resize(kStackSnapshot);
+  impl_->pcs.resize(options.depth + 8);
+}
+
+Session::~Session() = default;
+
+std::optional<std::string> Session::launch(const std::vector<std::string>& argv) {
+  auto err = impl_->launch(argv);
+  if (!err) {
+    outcome_.pid = impl_->main->pid();
+    outcome_.command = impl_->main->command;
+  }
+  return err;
+}
+
+std::optional<std::string> Session::attach(pid_t pid) {
+  auto err = impl_->attach(pid);
+  if (!err) {
+    outcome_.pid = impl_->main->pid();
+    outcome_.command = impl_->main->command;
+  }
+  return err;
+}
+
+void Session::run() { impl_->loop(); }
+
+size_t Session::thread_count() const { return impl_->main ? impl_->main->threads.size() : 0; }
+
+const symbols::ModuleMap& Session::modules() const { return impl_->main->modules; }
+
+Thread& Session::Impl::add_thread(Process& p, pid_t tid) {
+  Thread& t = p.add_thread(tid);
+  by_tid[tid] = &t;
+  if (p.record) sink.on_thread_start(tid);
+  return t;
+}
+
+void Session::Impl::forget_thread(pid_t tid) {
+  auto it = by_tid.find(tid);
+  if (it == by_tid.end()) return;
+  Process& p = it->second->process();
+  by_tid.erase(it);
+  p.threads.erase(tid);
+}
+
+// A periodic SIGALRM interrupts waitpid so a stop request made just before it blocks, or a
+// --duration deadline, is noticed within a fraction of a second even if the target is idle.
+void Session::Impl::loop() {
+  itimerval tv{};
+  tv.it_interval.tv_usec = 100'000;
+  tv.it_value.tv_usec = 100'000;
+  setitimer(ITIMER_REAL, &tv, nullptr);
+  start = std::chrono::steady_clock::now();
+  next_tick = start + std::chrono::seconds(1);
+  bool has_deadline = opt.duration.has_value();
+  auto deadline = start + opt.duration.value_or(std::chrono::microseconds(0));
+
+  while (main && !main->threads.empty()) {
+    auto now = std::chrono::steady_clock::now();
+    if (stop_requested() || (has_deadline && now >= deadline)) {
+      detach(*main);
+      break;
+    }
+    if (now >= next_tick) {
+      next_tick = now + std::chrono::seconds(1);
+      if (self.on_tick) self.on_tick();
+    }
+    int status;
+    pid_t tid = ::waitpid(-1, &status, __WALL);
+    if (tid < 0) {
+      if (errno == EINTR) continue;
+      break;  // ECHILD: nothing left to wait for
+    }
+    handle(tid, status);
+  }
+  tv = {};
+  setitimer(ITIMER_REAL, &tv, nullptr);
+}
+
+void Session::Impl::handle(pid_t tid, int status) {
+  Thread* t = find(tid);
+  if (!t) {
+    if (forked.contains(tid)) {
+      if (WIFSTOPPED(status)) clean_forked_child(tid);
+      else forked.erase(tid);
+      return;
+    }
+    // A new thread or child can report before its creator's PTRACE_EVENT_CLONE/FORK.
+    if (WIFSTOPPED(status)) early_stops[tid] = status;
+    return;
+  }
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    on_thread_gone(tid, status);
+    return;
+  }
+  if (WIFSTOPPED(status)) handle_stop(*t, status);
+}
+
+void Session::Impl::handle_stop(Thread& t, int status) {
+  t.stopped = true;
+  int sig = WSTOPSIG(status);
+  int event = status >> 16;
+  if (g_debug) fmt::print(stderr, "[ptmem] {}: stop sig {} event {}\n", t.tid(), sig, event);
+  switch (event) {
+    case 0:
+      if (sig == SIGTRAP) handle_sigtrap(t);
+      else {
+        if (g_debug) {
+          siginfo_t si{};
+          arch::Registers r;
+          ::ptrace(PTRACE_GETSIGINFO, t.tid(), nullptr, &si);
+          get_regs(t.tid(), r);
+          fmt::print(stderr, "[ptmem] {}: signal {} code {} addr {} at rip {:#x} sp {:#x}\n", t.tid(), sig,
+                     si.si_code, si.si_addr, r.ip(), r.sp());
+        }
+        resume(t, sig);
+      }  // signal-delivery-stop: the signal goes through unchanged
+      return;
+    case PTRACE_EVENT_STOP:
+      if (is_stop_signal(sig)) {
+        // Group-stop: stay stopped (as without ptmem) but able to report SIGCONT.
+        t.group_stopped = true;
+        resume(t);
+      } else {
+        // PTRACE_INTERRUPT, or the first stop of a new thread, or the end of a group-stop.
+        t.group_stopped = false;
+        resume(t);
+      }
+      return;
+    case PTRACE_EVENT_CLONE:
+    case PTRACE_EVENT_FORK:
+    case PTRACE_EVENT_VFORK:
+      on_new_task(t, event);
+      return;
+    case PTRACE_EVENT_EXEC:
+      on_exec(t);
+      return;
+    case PTRACE_EVENT_EXIT:
+      on_exit_stop(t);
+      return;
+    default:  // VFORK_DONE and anything else: nothing to do
+      resume(t);
+      return;
+  }
+}
+
+void Session::Impl::resume(Thread& t, int sig) {
+  if (quiescing) {
+    if (sig) t.pending_signal = sig;
+    return;
+  }
+  int request = t.group_stopped ? PTRACE_LISTEN : PTRACE_CONT;
+  if (::ptrace(static_cast<__ptrace_request>(request), t.tid(), nullptr,
+               reinterpret_cast<void*>(static_cast<uintptr_t>(sig))) == 0 ||
+      errno == ESRCH)
+    t.stopped = false;
+}
+
+void Session::Impl::handle_sigtrap(Thread& t) {
+  Process& p = t.process();
+  arch::Registers regs;
+  if (!get_regs(t.tid(), regs)) return;  // died under us; its exit is reported next
+  uint64_t addr = regs.ip() - 1;
+  if (p.trampoline && addr == p.trampoline) {
+    on_return(t, regs);
+    return;
+  }
+  if (const Breakpoint* bp = p.breakpoints.find(addr)) {
+    if (quiescing) {
+      // Undo the trap; the call runs for real after we detach.
+      regs.set_ip(addr);
+      set_regs(t.tid(), regs);
+      return;
+    }
+    regs.set_ip(addr);
+    on_breakpoint(t, *bp, regs);
+    return;
+  }
+  resume(t, SIGTRAP);  // not ours: the program's own SIGTRAP
+}
+
+bool Session::Impl::inside_call(Thread& t, track::Family family, uint64_t sp) {
+  Process& p = t.process();
+  for (size_t i = t.returns.size(); i-- > 0;) {
+    auto& r = t.returns[i];
+    if (r.call.fn->family != family) continue;
+    uint64_t slot = 0;
+    bool live = p.mem.read(r.entry_sp, &slot, 8) && slot == p.trampoline;
+    // Deeper (or, for a tail call such as glibc's realloc(NULL, n) -> jmp malloc, the same
+    // frame): nested in a call we already record.
+    if (live && r.entry_sp >= sp) return true;
+    t.returns.erase(t.returns.begin() + static_cast<long>(i));  // left by longjmp
+  }
+  return false;
+}
+
+track::StackId Session::Impl::capture_stack(Thread& t, const arch::Registers& regs,
+                                            uint64_t function_address) {
+  Process& p = t.process();
+  if (!p.unwinder) return track::kNoStack;
+  size_t got = p.mem.read_partial(regs.sp(), stack_buf.data(), stack_buf.size());
+  for (auto& r : t.returns)
+    if (r.entry_sp >= regs.sp() && r.entry_sp + 8 <= regs.sp() + got)
+      std::memcpy(stack_buf.data() + (r.entry_sp - regs.sp()), &r.return_address, 8);
+  UnhijackedMemory fallback(p.mem, t);
+  arch::Registers at = regs;
+  at.set_ip(function_address);
+  size_t n = p.unwinder->unwind(at, std::span<const uint8_t>(stack_buf.data(), got), &fallback,
+                                pcs.size(), pcs.data());
+  if (n == 0) {
+    pcs[0] = function_address;
+    n = 1;
+  }
+  return stacks.intern(std::span<const uint64_t>(pcs.data(), n), p.modules.generation());
+}
+
+static bool creates_something(track::Action a) {
+  using track::Action;
+  switch (a) {
+    case Action::Free:
+    case Action::FdClose:
+    case Action::FileClose:
+    case Action::DirClose:
+    case Action::CloseRange:
+    case Action::FileWrap:
+    case Action::DirWrap:
+    case Action::RecvMsg:  // rarely carries fds: its stack is taken at return when it does
+      return false;
+    default:
+      return true;
+  }
+}
+
+void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registers& regs) {
+  Process& p = t.process();
+  if (bp.kind == Breakpoint::Kind::DebugState) {
+    if (g_debug) fmt::print(stderr, "[ptmem] {}: r_brk, plan {} '{}'\n", t.tid(), static_cast<int>(bp.plan.kind), bp.plan.text);
+    // Installing hooks grows the breakpoint table and invalidates |bp|: keep a copy.
+    Breakpoint self_bp = bp;
+    refresh_modules(p, t);
+    step_over(t, self_bp, regs);
+    return;
+  }
+  const track::TracedFunction& fn = track::traced_functions()[static_cast<size_t>(bp.function)];
+  if (g_debug)
+    fmt::print(stderr, "[ptmem] {}: {} at {:#x} sp {:#x} plan {} '{}'\n", t.tid(), fn.name, bp.address,
+               regs.sp(), static_cast<int>(bp.plan.kind), bp.plan.text);
+  bool wanted = fn.family == track::Family::Alloc ? opt.track_alloc : opt.track_fds;
+  if (wanted && p.record && !t.foreign && p.trampoline && !inside_call(t, fn.family, regs.sp())) {
+    track::CallRecord call;
+    call.fn = &fn;
+    call.tid = t.tid();
+    for (int i = 0; i < 6; ++i) call.args[i] = regs.arg(i);
+    track::decode_entry(call, p.mem);
+    if (creates_something(fn.action) &&
+        !(fn.action == track::Action::FdFcntl && call.args[1] != F_DUPFD &&
+          call.args[1] != F_DUPFD_CLOEXEC))
+      call.stack = capture_stack(t, regs, bp.address);
+    if (fn.needs_return) {
+      // A tail call out of a traced call of the other family already returns to the
+      // trampoline: its own result cannot be told apart, so it is not recorded.
+      uint64_t ret = 0;
+      if (p.mem.read(regs.sp(), &ret, 8) && ret != p.trampoline &&
+          p.mem.write(regs.sp(), &p.trampoline, 8))
+        t.returns.push_back({regs.sp(), ret, bp.address, call});
+    } else {
+      track::decode_result(call, p.mem, sink);
+    }
+  }
+  step_over(t, bp, regs);
+}
+
+void Session::Impl::on_return(Thread& t, arch::Registers& regs) {
+  // After `ret` to the trampoline, rsp = entry rsp + 8.  Entries deeper than the match were
+  // left by longjmp and are dead.
+  for (size_t i = t.returns.size(); i-- > 0;) {
+    if (t.returns[i].entry_sp + 8 != regs.sp()) continue;
+    PendingReturn r = t.returns[i];
+    t.returns.resize(i);
+    r.call.result = regs.ret();
+    regs.set_ip(r.return_address);
+    if (r.call.fn->action == track::Action::RecvMsg && static_cast<int64_t>(r.call.result) >= 0) {
+      msghdr msg;
+      if (t.process().mem.read(r.call.args[1], &msg, sizeof msg) && msg.msg_control &&
+          msg.msg_controllen >= sizeof(cmsghdr)) {
+        arch::Registers at = regs;  // unwind from the caller: prepend recvmsg itself
+        r.call.stack = capture_stack(t, at, r.return_address);
+      }
+    }
+    track::decode_result(r.call, t.process().mem, sink);
+    set_regs(t.tid(), regs);
+    resume(t);
+    return;
+  }
+  // No record for this return: we cannot know where to go.  Never expected; say so loudly.
+  fmt::print(stderr, "ptmem: internal error: thread {} returned to the trampoline unexpectedly\n",
+             t.tid());
+  resume(t, SIGTRAP);
+}
+
+void Session::Impl::step_over(Thread& t, const Breakpoint& bp, arch::Registers& regs) {
+  Process& p = t.process();
+  switch (bp.plan.kind) {
+    case arch::StepPlan::Kind::Emulate:
+      if (arch::emulate(bp.plan, regs, p.mem)) break;
+      if (!step_in_place(t, bp, regs)) return;
+      resume(t);
+      return;
+    case arch::StepPlan::Kind::Displaced:
+      regs.set_ip(bp.displaced_slot);
+      break;
+    case arch::StepPlan::Kind::Unsupported:
+      if (!step_in_place(t, bp, regs)) return;
+      resume(t);
+      return;
+  }
+  if (g_debug) fmt::print(stderr, "[ptmem] {}: stepped to rip {:#x} sp {:#x}\n", t.tid(), regs.ip(), regs.sp());
+  set_regs(t.tid(), regs);
+  resume(t);
+}
+
+void Session::Impl::on_new_task(Thread& parent, int event) {
+  unsigned long msg = 0;
+  ::ptrace(PTRACE_GETEVENTMSG, parent.tid(), nullptr, &msg);
+  auto child = static_cast<pid_t>(msg);
+  Process& p = parent.process();
+  if (event == PTRACE_EVENT_CLONE) {
+    add_thread(p, child);
+    adopt_early_stop(child);
+  } else if (event == PTRACE_EVENT_VFORK) {
+    // The child borrows our address space until it execs or exits: it runs through our
+    // breakpoints, which must be stepped over but not recorded.
+    forked[child] = ForkedChild{&p, {}, true};
+    if (early_stops.contains(child)) {
+      early_stops.erase(child);
+      clean_forked_child(child);
+    }
+  } else {
+    forked[child] = ForkedChild{&p, parent.returns, false};
+    if (early_stops.contains(child)) {
+      early_stops.erase(child);
+      clean_forked_child(child);
+    }
+  }
+  resume(parent);
+}
+
+void Session::Impl::adopt_early_stop(pid_t tid) {
+  auto it = early_stops.find(tid);
+  if (it == early_stops.end()) return;
+  int status = it->second;
+  early_stops.erase(it);
+  handle(tid, status);
+}
+
+// A forked child has a copy of our int3s and trampoline return addresses: put the original
+// bytes back in its memory, then let it go.  A vfork child shares our memory: keep it traced
+// (as a non-recording thread) until it execs or exits.
+void Session::Impl::clean_forked_child(pid_t child) {
+  auto node = forked.extract(child);
+  ForkedChild& fc = node.mapped();
+  if (fc.vfork) {
+    Thread& t = fc.parent->add_thread(child);
+    by_tid[child] = &t;
+    t.stopped = true;
+    t.foreign = true;
+    resume(t);
+    return;
+  }
+  RemoteMemory child_mem(child);
+  fc.parent->breakpoints.restore_in(child_mem);
+  for (auto& r : fc.forker_returns) {
+    uint64_t slot = 0;
+    if (child_mem.read(r.entry_sp, &slot, 8) && slot == fc.parent->trampoline)
+      child_mem.write(r.entry_sp, &r.return_address, 8);
+  }
+  ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
+}
+
+void Session::Impl::on_exec(Thread& t) {
+  Process& p = t.process();
+  unsigned long former = 0;
+  ::ptrace(PTRACE_GETEVENTMSG, t.tid(), nullptr, &former);
+  if (t.foreign) {
+    // A vfork child became a new program: no longer shares our memory; let it go.
+    pid_t tid = t.tid();
+    forget_thread(tid);
+    ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    return;
+  }
+  // All other threads are gone; the execing thread now has the process id.
+  pid_t new_tid = p.pid();
+  Thread* execer = &t;
+  for (auto it = p.threads.begin(); it != p.threads.end();) {
+    if (it->second.get() != execer && !it->second->foreign) {
+      by_tid.erase(it->first);
+      p.threads.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  if (execer->tid() != new_tid) {
+    auto node = p.threads.extract(execer->tid());
+    by_tid.erase(execer->tid());
+    execer->set_tid(new_tid);
+    node.key() = new_tid;
+    p.threads.insert(std::move(node));
+    by_tid[new_tid] = execer;
+  }
+  execer->returns.clear();
+  p.mem.reopen();
+  p.breakpoints.forget_all();
+  p.scratch.clear();
+  p.trampoline = 0;
+  p.r_debug = 0;
+  p.hooked.assign(track::traced_functions().size(), false);
+  p.hooks_installed = false;
+  p.modules.unload_all();
+  if (auto status = proc::read_status(p.pid())) p.command = status->name;
+  if (launched && !p.exec_seen) {
+    p.exec_seen = true;  // our own execve of the program: nothing of it existed before
+    if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Launched);
+  } else {
+    if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Exec);
+    sink.on_exec(p.pid());
+  }
+  setup_image(p, *execer, true);
+  resume(*execer);
+}
+
+void Session::Impl::on_exit_stop(Thread& t) {
+  t.exiting = true;
+  Process& p = t.process();
+  if (&p == main.get() && !t.foreign) {
+    bool last = true;
+    for (auto& [tid, other] : p.threads)
+      if (!other->exiting && !other->foreign) last = false;
+    if (last) take_final_state(p);
+  }
+  resume(t);
+}
+
+void Session::Impl::take_final_state(Process& p) {
+  if (final_state_taken) return;
+  final_state_taken = true;
+  if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Final);
+}
+
+void Session::Impl::on_thread_gone(pid_t tid, int status) {
+  Thread* t = find(tid);
+  if (!t) return;
+  Process& p = t->process();
+  if (&p == main.get() && tid == p.pid() && !t->foreign) {
+    if (WIFEXITED(status)) self.outcome_.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) self.outcome_.signal = WTERMSIG(status);
+  }
+  forget_thread(tid);
+}
+
+}  // namespace ptmem::ptrace

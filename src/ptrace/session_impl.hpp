@@ -1,0 +1,103 @@
+// Private to src/ptrace: the state behind Session, shared by its parts
+// (session.cpp: wait loop and event dispatch; setup.cpp: launch, attach, detach;
+// hooks.cpp: breakpoint installation, scratch pages, injected syscalls).
+#pragma once
+#include <absl/container/flat_hash_map.h>
+#include <array>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ptmem/arch/registers.hpp"
+#include "ptmem/arch/step_over.hpp"
+#include "ptmem/proc/maps.hpp"
+#include "ptmem/ptrace/process.hpp"
+#include "ptmem/ptrace/session.hpp"
+#include "ptmem/track/decoders.hpp"
+#include "ptmem/track/events.hpp"
+#include "ptmem/track/stack_table.hpp"
+
+namespace ptmem::ptrace {
+
+/// A forked child we must clean (restore our int3s in its copy of memory) and detach.
+struct ForkedChild {
+  Process* parent = nullptr;
+  std::vector<PendingReturn> forker_returns;  ///< hijacked slots copied into the child's stack
+  bool vfork = false;
+};
+
+struct Session::Impl {
+  Impl(Session& s, TraceOptions o, track::EventSink& k, track::StackTable& st)
+      : self(s), opt(o), sink(k), stacks(st) {}
+
+  Session& self;
+  TraceOptions opt;
+  track::EventSink& sink;
+  track::StackTable& stacks;
+  arch::StepPlanner planner;
+
+  std::unique_ptr<Process> main;
+  absl::flat_hash_map<pid_t, Thread*> by_tid;          ///< every traced thread
+  absl::flat_hash_map<pid_t, int> early_stops;         ///< stops of tids not known yet
+  absl::flat_hash_map<pid_t, ForkedChild> forked;      ///< children awaiting their first stop
+  bool quiescing = false;   ///< stopping everything: resume() leaves threads stopped
+  bool launched = false;
+  bool final_state_taken = false;
+  std::chrono::steady_clock::time_point start;
+  std::chrono::steady_clock::time_point next_tick;
+
+  // Hot-path buffers, reused for every event (no allocation per event).
+  std::vector<uint8_t> stack_buf;
+  std::vector<uint64_t> pcs;
+
+  // ---- session.cpp
+  void loop();
+  void handle(pid_t tid, int status);
+  void handle_stop(Thread& t, int status);
+  void handle_sigtrap(Thread& t);
+  void on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registers& regs);
+  void on_return(Thread& t, arch::Registers& regs);
+  void on_new_task(Thread& parent, int event);
+  void on_exec(Thread& t);
+  void on_exit_stop(Thread& t);
+  void on_thread_gone(pid_t tid, int status);
+  void adopt_early_stop(pid_t tid);
+  void clean_forked_child(pid_t child);
+  void resume(Thread& t, int sig = 0);
+  void step_over(Thread& t, const Breakpoint& bp, arch::Registers& regs);
+  bool step_in_place(Thread& t, const Breakpoint& bp, arch::Registers& regs);
+  bool inside_call(Thread& t, track::Family family, uint64_t sp);
+  track::StackId capture_stack(Thread& t, const arch::Registers& regs, uint64_t function_address);
+  void take_final_state(Process& p);
+  void forget_thread(pid_t tid);
+  Thread* find(pid_t tid) {
+    auto it = by_tid.find(tid);
+    return it == by_tid.end() ? nullptr : it->second;
+  }
+  Thread& add_thread(Process& p, pid_t tid);
+
+  // ---- setup.cpp
+  std::optional<std::string> launch(const std::vector<std::string>& argv);
+  std::optional<std::string> attach(pid_t pid);
+  bool stop_all(Process& p);
+  void detach(Process& p);
+
+  // ---- hooks.cpp
+  bool setup_image(Process& p, Thread& t, bool at_exec);
+  void refresh_modules(Process& p, Thread& t);
+  void install_hooks(Process& p, Thread& t);
+  std::optional<uint64_t> scratch_slot(Process& p, Thread& t, uint64_t near, uint64_t size);
+  std::optional<uint64_t> inject_syscall(Process& p, Thread& t, long nr, std::array<uint64_t, 6> args);
+  void remove_scratch(Process& p, Thread& t);
+};
+
+/// ptrace wrappers that log nothing: the caller decides what an error means.
+bool get_regs(pid_t tid, arch::Registers& regs);
+bool set_regs(pid_t tid, const arch::Registers& regs);
+
+/// Set by ptmem's signal handlers; polled by the loop.
+bool stop_requested();
+void request_stop();
+
+}  // namespace ptmem::ptrace

@@ -1,0 +1,82 @@
+#include "ptmem/track/functions.hpp"
+
+namespace ptmem::track {
+namespace {
+
+using A = Action;
+using F = Family;
+using O = FdOrigin;
+
+// Rows are data: name, family, what the call does, fd origin, needs its result.
+constexpr TracedFunction kFunctions[] = {
+    {"malloc", F::Alloc, A::Malloc, O::Other, true},
+    {"calloc", F::Alloc, A::Calloc, O::Other, true},
+    {"realloc", F::Alloc, A::Realloc, O::Other, true},
+    {"reallocarray", F::Alloc, A::ReallocArray, O::Other, true},
+    {"free", F::Alloc, A::Free, O::Other, false},
+    {"cfree", F::Alloc, A::Free, O::Other, false},
+    {"posix_memalign", F::Alloc, A::PosixMemalign, O::Other, true},
+    {"aligned_alloc", F::Alloc, A::Memalign, O::Other, true},
+    {"memalign", F::Alloc, A::Memalign, O::Other, true},
+    {"valloc", F::Alloc, A::Valloc, O::Other, true},
+    {"pvalloc", F::Alloc, A::Pvalloc, O::Other, true},
+
+    {"open", F::Fd, A::FdResult, O::Open, true},
+    {"open64", F::Fd, A::FdResult, O::Open, true},
+    {"openat", F::Fd, A::FdResult, O::Open, true},
+    {"openat64", F::Fd, A::FdResult, O::Open, true},
+    {"creat", F::Fd, A::FdResult, O::Open, true},
+    {"creat64", F::Fd, A::FdResult, O::Open, true},
+    {"__open_2", F::Fd, A::FdResult, O::Open, true},
+    {"__open64_2", F::Fd, A::FdResult, O::Open, true},
+    {"__openat_2", F::Fd, A::FdResult, O::Open, true},
+    {"__openat64_2", F::Fd, A::FdResult, O::Open, true},
+    // glibc-internal path used by opendir, fopen's helpers, getaddrinfo's /etc reads...
+    {"__open_nocancel", F::Fd, A::FdResult, O::Open, true},
+    {"__open64_nocancel", F::Fd, A::FdResult, O::Open, true},
+    {"fopen", F::Fd, A::FileOpen, O::Fopen, true},
+    {"fopen64", F::Fd, A::FileOpen, O::Fopen, true},
+    {"freopen", F::Fd, A::FileOpen, O::Fopen, true},
+    {"freopen64", F::Fd, A::FileOpen, O::Fopen, true},
+    {"fdopen", F::Fd, A::FileWrap, O::Fopen, true},
+    {"fclose", F::Fd, A::FileClose, O::Fopen, true},
+    {"opendir", F::Fd, A::DirOpen, O::Opendir, true},
+    {"fdopendir", F::Fd, A::DirWrap, O::Opendir, true},
+    {"closedir", F::Fd, A::DirClose, O::Opendir, true},
+    {"socket", F::Fd, A::FdResult, O::Socket, true},
+    {"__socket", F::Fd, A::FdResult, O::Socket, true},
+    {"socketpair", F::Fd, A::FdSocketpair, O::Socketpair, true},
+    {"accept", F::Fd, A::FdResult, O::Accept, true},
+    {"accept4", F::Fd, A::FdResult, O::Accept, true},
+    {"pipe", F::Fd, A::FdPipe, O::Pipe, true},
+    {"pipe2", F::Fd, A::FdPipe, O::Pipe, true},
+    {"dup", F::Fd, A::FdResult, O::Dup, true},
+    {"dup2", F::Fd, A::FdDup2, O::Dup, true},
+    {"dup3", F::Fd, A::FdDup2, O::Dup, true},
+    {"fcntl", F::Fd, A::FdFcntl, O::Dup, true},
+    {"fcntl64", F::Fd, A::FdFcntl, O::Dup, true},
+    {"eventfd", F::Fd, A::FdResult, O::Eventfd, true},
+    {"timerfd_create", F::Fd, A::FdResult, O::Timerfd, true},
+    {"signalfd", F::Fd, A::FdResult, O::Signalfd, true},
+    {"epoll_create", F::Fd, A::FdResult, O::Epoll, true},
+    {"epoll_create1", F::Fd, A::FdResult, O::Epoll, true},
+    {"inotify_init", F::Fd, A::FdResult, O::Inotify, true},
+    {"inotify_init1", F::Fd, A::FdResult, O::Inotify, true},
+    {"memfd_create", F::Fd, A::FdResult, O::Memfd, true},
+    {"close", F::Fd, A::FdClose, O::Other, true},
+    {"__close_nocancel", F::Fd, A::FdClose, O::Other, true},
+    {"close_range", F::Fd, A::CloseRange, O::Other, true},
+    {"recvmsg", F::Fd, A::RecvMsg, O::ScmRights, true},
+};
+
+}  // namespace
+
+std::span<const TracedFunction> traced_functions() { return kFunctions; }
+
+int find_traced_function(std::string_view name) {
+  for (size_t i = 0; i < std::size(kFunctions); ++i)
+    if (kFunctions[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+}  // namespace ptmem::track
