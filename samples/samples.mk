@@ -16,3 +16,8 @@ $(SAMPLE_DIR)/%: samples/%.c
 $(SAMPLE_DIR)/%: samples/%.cpp
 	@mkdir -p $(SAMPLE_DIR)
 	$(CXX) -O0 -g -Wall -o $@ $< -lpthread -ldl
+
+# The README's first command: build, then show ptmem finding the demo's leaks.
+.PHONY: demo
+demo: $(PTMEM) $(SAMPLE_DIR)/demo
+	$(PTMEM) launch -- $(SAMPLE_DIR)/demo
