@@ -6,6 +6,19 @@
 
 namespace ptmem::arch {
 
+/// RFLAGS bits (Intel SDM vol. 1, 3.4.3).  The six status flags are what arithmetic sets.
+namespace rflags {
+inline constexpr uint64_t kCF = 1u << 0;
+inline constexpr uint64_t kPF = 1u << 2;
+inline constexpr uint64_t kAF = 1u << 4;
+inline constexpr uint64_t kZF = 1u << 6;
+inline constexpr uint64_t kSF = 1u << 7;
+inline constexpr uint64_t kTF = 1u << 8;
+inline constexpr uint64_t kDF = 1u << 10;
+inline constexpr uint64_t kOF = 1u << 11;
+inline constexpr uint64_t kStatus = kCF | kPF | kAF | kZF | kSF | kOF;
+}  // namespace rflags
+
 /// Thin value type over user_regs_struct (what PTRACE_GETREGS fills).
 struct Registers {
   user_regs_struct raw{};
@@ -26,6 +39,8 @@ struct Registers {
     }
   }
   uint64_t ret() const { return raw.rax; }
+  uint64_t flags() const { return raw.eflags; }
+  void set_flags(uint64_t v) { raw.eflags = v; }
 
   /// The 17 DWARF registers in DWARF order (rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp,
   /// r8..r15, rip), as libdwfl's set_initial_registers wants them.

@@ -34,6 +34,10 @@ struct StepPlan {
   uint64_t address = 0;       ///< where the original instruction lives
   uint8_t length = 0;         ///< its length in bytes
   std::string text;           ///< "push r12", for logs and tests
+  /// build_displaced() can relocate this instruction.  True for every Displaced plan and
+  /// also for Emulate plans whose instruction is position-independent enough, so the
+  /// engine has a zero-stop fallback when emulate() reports a failed memory access.
+  bool displaceable = false;
   // Implementation detail of the emulator/relocator (opaque to the engine).
   struct Detail;
   std::shared_ptr<const Detail> detail;
@@ -58,11 +62,24 @@ class StepPlanner {
 
 /// Performs an Emulate plan: updates |regs| (rip included) and writes memory (a push)
 /// through |mem|.  Returns false if a memory access failed (regs then unchanged).
+/// Reads go through |mem| too: the stack (pop, ret), RIP-relative operands (cmp, jmp/call
+/// through the GOT) - |mem| must show original bytes there, not our int3s.
+/// Allocation-free; at most one read and one write through |mem| per call.
 bool emulate(const StepPlan& plan, Registers& regs, MemoryAccess& mem);
 
-/// Code for a Displaced plan placed at |slot|: the relocated instruction followed by a jump
-/// back to plan.address + plan.length.  nullopt if the relocation is out of range for this
-/// slot (RIP-relative target farther than 2 GiB).  At most kMaxDisplacedSize bytes.
+/// RFLAGS status bits (rflags::kCF...) the planned instruction architecturally defines;
+/// emulate() computes these exactly as the CPU does.  Bits the SDM calls undefined (AF
+/// after and/or/xor/test) are not included; emulate() clears that one, as current Intel
+/// and AMD parts do.  Other RFLAGS bits are left as they were.  0 for instructions that
+/// leave every flag alone (push, mov, lea, branches...).
+uint64_t defined_flags(const StepPlan& plan);
+
+/// Code for a Displaced (or displaceable) plan placed at |slot|: the relocated instruction
+/// followed by a jump back to plan.address + plan.length (jmp rel32, or jmp *0(%rip) with
+/// an absolute address when the slot is farther than 2 GiB from it).  nullopt if the
+/// relocation is out of range for this slot (RIP-relative target farther than 2 GiB).
+/// At most kMaxDisplacedSize bytes.  A thread that faults or takes a signal inside the
+/// copy reports an rip in the slot: map it back to plan.address for the user.
 inline constexpr size_t kMaxDisplacedSize = 32;
 std::optional<std::vector<uint8_t>> build_displaced(const StepPlan& plan, uint64_t slot);
 
