@@ -2,6 +2,7 @@
 
 #include <map>
 #include <signal.h>
+#include <sys/stat.h>
 #include <tuple>
 
 #include "ptmem/report/render.hpp"
