@@ -31,9 +31,26 @@ AllocationTable::PackedBlock AllocationTable::pack(const Block& b) {
 
 std::optional<Block> AllocationTable::insert(const Block& block) {
   // An address is in at most one of the two tables; a replaced block may sit in either.
-  std::optional<Block> old = erase(block.address);
-  if (fits(block)) packed_.insert(pack(block));
-  else wide_.insert_or_assign(block.address, block);
+  if (!fits(block)) {
+    std::optional<Block> old = erase(block.address);
+    wide_.insert_or_assign(block.address, block);
+    return old;
+  }
+  std::optional<Block> old;
+  if (!wide_.empty()) {
+    if (auto it = wide_.find(block.address); it != wide_.end()) {
+      old = it->second;
+      wide_.erase(it);
+    }
+  }
+  // One probe on the hot path: insert, and overwrite in place if the address was live.
+  // Writing through the set's const reference is sound: the slot object is not const and
+  // the address (all that hash and equality read) does not change.
+  auto [it, inserted] = packed_.insert(pack(block));
+  if (!inserted) {
+    old = it->unpack();
+    const_cast<PackedBlock&>(*it) = pack(block);
+  }
   return old;
 }
 
