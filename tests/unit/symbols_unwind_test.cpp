@@ -236,6 +236,29 @@ TEST_CASE("Unwinder: depth cap, short snapshots and the fallback reader") {
   // An empty snapshot: still frame 0.
   CHECK(unwinder.unwind(target.regs, {}, nullptr, 64, pcs) >= 1);
   CHECK(pcs[0] == target.regs.ip());
+
+  // Re-reporting unchanged modules keeps libdwfl's modules and the result.
+  unwinder.modules_changed();
+  CHECK(unwinder.unwind(target.regs, target.stack, nullptr, 64, pcs) == n);
+  CHECK(std::equal(pcs, pcs + n, full));
+}
+
+TEST_CASE("Unwinder: created before the modules are known") {
+  StoppedTarget target;
+  ModuleMap map(target.pid);
+  Unwinder unwinder(map);
+  uint64_t pcs[64];
+  CHECK(unwinder.unwind(target.regs, target.stack, nullptr, 64, pcs) >= 1);
+  CHECK(pcs[0] == target.regs.ip());
+
+  REQUIRE(map.update(*ptmem::proc::read_maps(target.pid)));
+  unwinder.modules_changed();
+  size_t n = unwinder.unwind(target.regs, target.stack, nullptr, 64, pcs);
+  Unwinder fresh(map);
+  uint64_t expected[64];
+  REQUIRE(fresh.unwind(target.regs, target.stack, nullptr, 64, expected) == n);
+  CHECK(n >= 8);
+  CHECK(std::equal(pcs, pcs + n, expected));
 }
 
 TEST_CASE("Unwinder: frame-pointer walk and its sanity checks") {
