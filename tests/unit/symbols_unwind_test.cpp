@@ -135,7 +135,10 @@ TEST_CASE("Unwinder + Symbolizer: -O2 code without frame pointers, with an inlin
   CHECK(pcs[0] == target.regs.ip());
 
   Symbolizer symbolizer(map);
+  auto cold = std::chrono::steady_clock::now();
   auto frames = symbolize_all(symbolizer, pcs, n, map.generation());
+  double cold_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - cold).count();
+  MESSAGE("symbolizing " << n << " pcs, first time (opens libc and its debug file): " << cold_ms << " ms");
   std::string trace;
   for (const auto& f : frames)
     trace += fmt::format("  {:#x} {} {}:{}{} [{}]\n", f.address, f.function, basename(f.file), f.line,
