@@ -2,7 +2,7 @@
 # with -O2 -g into $(BUILD)/bench/tracer/, then bench/tracer/run.py runs them natively,
 # under ptmem launch, valgrind memcheck, heaptrack and ltrace (those installed), and prints
 # the slowdowns, ptmem's time per traced call against the round trip, and ptmem's peak
-# memory per live block.  Takes about 4 minutes on 2 cores.
+# memory per live block.  Takes about 4 minutes on 2 idle cores (longer on a busy machine).
 # BENCH_TRACER_ARGS passes options to run.py, e.g. "--reps 1 --scale 0.2 --only alloc1".
 
 BENCH_TRACER_DIR   := $(BUILD)/bench/tracer

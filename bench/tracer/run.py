@@ -43,7 +43,7 @@ class Workload:
     argv: list             # program (in the bench build dir) and its arguments
     ltrace_filter: str     # what ltrace traces: the calls ptmem hooks in this workload
     ltrace_argv: list = None  # smaller run for ltrace; None: the same as argv
-    threads: bool = False  # ltrace needs -f
+    threads: bool = False  # several threads: ltrace needs -f
 
 
 def workloads(scale):
@@ -432,7 +432,7 @@ class Bench:
         else:
             print("  (ptmem's start-up cost is unknown: its first row failed; nothing subtracted)")
         rows = [["workload", "calls ptmem/own", "stops", "extra s", "us/call", "us/stop",
-                 "x round trip us (goal <= 1.2)"]]
+                 "x round trip (goal <= 1.2)"]]
         for w in ws:
             if w.key == "empty":
                 rows.append([w.label, "", "", f"{base:.3f}", "", "", ""])
@@ -462,10 +462,13 @@ class Bench:
                 continue
             per_call, per_stop = extra / seen * 1e6, extra / stops * 1e6
             near = statistics.median(self.floor_by[w.key]) if self.floor_by.get(w.key) else floor
-            ratio = f"{per_stop / near:.2f} (of {near:.1f})" if near else "-"
+            ratio = f"{per_stop / near:.2f} (of {near:.1f} us)" if near else "-"
             rows.append([w.label, calls_text, f"{stops:,}", f"{extra:.3f}", f"{per_call:.1f}",
                          f"{per_stop:.1f}", ratio])
         print_table(rows)
+        if any(w.threads for w in ws):
+            print("  With threads, stops of different threads overlap on several CPUs: a figure per stop")
+            print("  below the single-threaded round trip is possible there.")
 
 
 def shorten(text, width):
