@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <dirent.h>
+#include <cstring>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 namespace ptmem::proc {
@@ -49,6 +51,27 @@ uint64_t bracket_inode(std::string_view target, std::string_view prefix) {
   if (rest.size() < 3 || rest.front() != '[' || rest.back() != ']') return 0;
   uint64_t ino = 0;
   return parse_num(rest.substr(1, rest.size() - 2), ino, 10) ? ino : 0;
+}
+
+// What the kernel's protocol name tells of a socket /proc/PID/net does not list.
+SocketInfo socket_from_protocol(std::string_view proto, uint64_t inode) {
+  SocketInfo s;
+  s.inode = inode;
+  if (starts_with(proto, "UNIX")) {
+    // "UNIX-STREAM" (stream sockets on recent kernels), "UNIX" (dgram, seqpacket, older)
+    s.family = "unix";
+    s.protocol = "UNIX";
+    if (proto == "UNIX-STREAM") s.type = "stream";
+    return s;
+  }
+  s.protocol = std::string(proto);
+  if (proto.size() > 2 && proto.substr(proto.size() - 2) == "v6") s.family = "inet6";
+  else if (proto == "TCP" || proto == "UDP" || proto == "RAW" || proto == "UDP-Lite" ||
+           proto == "PING" || proto == "SCTP" || proto == "MPTCP")
+    s.family = "inet";
+  else if (proto == "NETLINK") s.family = "netlink";
+  else if (proto == "PACKET") s.family = "packet";
+  return s;
 }
 
 }  // namespace
@@ -164,6 +187,8 @@ FdEntry interpret_fd(const RawFd& raw, const SocketTable* sockets) {
     if (ino == 0) ino = e.inode;
     if (const SocketInfo* s = sockets->find(ino)) e.socket = *s;
   }
+  if (e.kind == FdKind::Socket && !e.socket && !raw.socket_protocol.empty())
+    e.socket = socket_from_protocol(raw.socket_protocol, e.inode);
   return e;
 }
 
@@ -198,6 +223,11 @@ std::vector<FdEntry> read_fds(pid_t pid, const std::string& root, bool* readable
     struct stat st;
     if (::stat(link.c_str(), &st) == 0) raw.mode = st.st_mode;
     if (auto text = read_file(base + "/fdinfo/" + std::to_string(fd), 1 << 20)) raw.fdinfo = std::move(*text);
+    if (starts_with(raw.target, "socket:[")) {
+      char proto[64];
+      ssize_t len = ::getxattr(link.c_str(), "system.sockprotoname", proto, sizeof proto);
+      if (len > 0) raw.socket_protocol.assign(proto, strnlen(proto, static_cast<size_t>(len)));
+    }
     raws.push_back(std::move(raw));
   }
 

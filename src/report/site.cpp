@@ -72,10 +72,19 @@ std::vector<symbols::SourceFrame> site_frames(
   if (callers.empty()) {
     if (!per_pc.empty()) out = per_pc[0];
   } else {
-    auto first = std::find_if(callers.begin(), callers.end(),
-                              [](const symbols::SourceFrame& f) { return !is_runtime_frame(f); });
-    if (first == callers.end()) first = callers.begin();
-    out.assign(first, callers.end());
+    auto is_program = [](const symbols::SourceFrame& f) { return !is_runtime_frame(f); };
+    auto first = std::find_if(callers.begin(), callers.end(), is_program);
+    if (first == callers.end()) {
+      out = std::move(callers);
+    } else {
+      // Below the last program frame there is only the runtime that called it (_start,
+      // __libc_start_main, start_thread, clone3): left out, as memcheck does below main.
+      auto last = std::find_if(callers.rbegin(), callers.rend(), [&](const symbols::SourceFrame& f) {
+                    return is_program(f) && f.function != "_start";
+                  }).base();
+      if (last <= first) last = first + 1;
+      out.assign(first, last);
+    }
   }
   if (out.size() > depth) out.resize(depth);
   return out;

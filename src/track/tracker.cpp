@@ -95,8 +95,14 @@ void Tracker::on_exec(pid_t) {
 }
 
 void Tracker::mark_inherited(std::span<const int> fds) {
-  for (int fd : fds)
-    if (fd >= 0) fds_.open({fd, FdOrigin::Inherited, kNoStack, 0, 0});
+  for (int fd : fds) {
+    if (fd < 0) continue;
+    // Found by an earlier reconcile_fds (origin Unknown, never seen created): now explained.
+    const FdRecord* r = fds_.find(fd);
+    if (r && r->origin == FdOrigin::Unknown && r->sequence == 0 && counters_.fd_found_open > 0)
+      --counters_.fd_found_open;
+    fds_.open({fd, FdOrigin::Inherited, kNoStack, 0, 0});
+  }
 }
 
 Tracker::ReconcileResult Tracker::reconcile_fds(const std::vector<proc::FdEntry>& open_fds) {

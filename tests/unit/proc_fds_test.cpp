@@ -13,6 +13,7 @@
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -162,6 +163,30 @@ TEST_CASE("proc fds: kinds, targets, flags and sockets from fixture text") {
   CHECK(by_fd(v, 24).flags_text() == "");
 }
 
+TEST_CASE("sockets /proc/net does not list are named from their protocol") {
+  SocketTable empty;
+  auto sock = [&](const char* proto) {
+    return interpret_fd(RawFd{5, "socket:[7777]", "pos:\t0\nflags:\t02\n", std::nullopt, proto}, &empty);
+  };
+  FdEntry e = sock("TCP");
+  REQUIRE(e.socket);
+  CHECK(e.socket->family == "inet");
+  CHECK(e.socket->inode == 7777);
+  CHECK(e.description() == "socket, TCP");
+  CHECK(sock("TCPv6").socket->family == "inet6");
+  CHECK(sock("UNIX-STREAM").description() == "socket, UNIX stream");
+  CHECK(sock("UNIX").description() == "socket, UNIX");
+  CHECK(sock("NETLINK").socket->family == "netlink");
+  CHECK(sock("NETLINK").description() == "socket, NETLINK");
+  CHECK(sock("WEIRD").socket->family == "");
+  CHECK_FALSE(sock("").socket);
+  // The /proc/net entry wins over the protocol name.
+  SocketTable t;
+  t.parse(NetFile::Unix, "0000000000000000: 00000002 00000000 00010000 0001 01  7777 /run/x\n");
+  CHECK(interpret_fd(RawFd{5, "socket:[7777]", "", std::nullopt, "UNIX-STREAM"}, &t).description() ==
+        "socket, UNIX stream /run/x");
+}
+
 TEST_CASE("open flags decoding") {
   CHECK(decode_open_flags(0) == "O_RDONLY");
   CHECK(decode_open_flags(02) == "O_RDWR");
@@ -246,6 +271,9 @@ TEST_CASE("read_fds on this process: every kind, exact targets") {
   int epfd = opened.add(::epoll_create1(EPOLL_CLOEXEC));
   int ifd = opened.add(::inotify_init1(IN_CLOEXEC));
 
+  int unbound = opened.add(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int netlink = opened.add(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0));
+
   bool readable = false;
   auto v = read_fds(::getpid(), kDefaultRoot, &readable);
   CHECK(readable);
@@ -298,4 +326,7 @@ TEST_CASE("read_fds on this process: every kind, exact targets") {
   CHECK(by_fd(v, epfd).kind == FdKind::Epoll);
   CHECK(by_fd(v, ifd).kind == FdKind::Inotify);
   CHECK(by_fd(v, ifd).target == "anon_inode:inotify");
+  // not in /proc/net: named from system.sockprotoname
+  CHECK(by_fd(v, unbound).description() == "socket, TCPv6");
+  CHECK(by_fd(v, netlink).description() == "socket, NETLINK");
 }

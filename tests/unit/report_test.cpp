@@ -168,7 +168,22 @@ TEST_CASE("site rule: allocator and runtime frames before the first program fram
                             {fr(0x401300, kApp, "main", "/m.c", 3)}},
                           16);
   CHECK(functions(s) == std::vector<std::string>{"main"});
-  // the frames after the site are all kept, runtime ones included
+  // below main and below a thread's function: the runtime that called them is left out
+  s = report::site_frames(V{{fr(kMalloc, kLibc, "malloc")},
+                            {fr(0x401300, kApp, "all_kinds", "/m.c", 3)},
+                            {fr(0x401400, kApp, "main", "/m.c", 9)},
+                            {fr(0x7f0000006000, kLibc, "__libc_start_call_main", "../sysdeps/nptl/libc_start_call_main.h", 58)},
+                            {fr(0x7f0000007000, kLibc, "__libc_start_main_impl", "../csu/libc-start.c", 360)},
+                            {fr(0x401050, kApp, "_start")}},
+                          16);
+  CHECK(functions(s) == std::vector<std::string>{"all_kinds", "main"});
+  s = report::site_frames(V{{fr(kMalloc, kLibc, "malloc")},
+                            {fr(0x401300, kApp, "worker", "/m.c", 3)},
+                            {fr(0x7f0000008000, kLibc, "start_thread")},
+                            {fr(0x7f0000009000, kLibc, "clone3")}},
+                          16);
+  CHECK(functions(s) == std::vector<std::string>{"worker"});
+  // the frames between the site and the last program frame are all kept, runtime ones included
   s = report::site_frames(V{{fr(kMalloc, kLibc, "malloc")},
                             {fr(0x401300, kApp, "cb", "/m.c", 3)},
                             {fr(0x7f0000005000, kLibc, "qsort")},

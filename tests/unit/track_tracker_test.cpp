@@ -179,3 +179,16 @@ TEST_CASE("tracker reconciles its fd table with /proc") {
   CHECK(sorted.front().fd == 0);
   CHECK(sorted.back().fd == 7);
 }
+
+TEST_CASE("inherited fds found by a first reconciliation are not counted as found open") {
+  Tracker t;
+  t.reconcile_fds(fds({0, 1, 2, 5}));
+  CHECK(t.counters().fd_found_open == 4);
+  std::vector<int> inherited{0, 1, 2};
+  t.mark_inherited(inherited);
+  CHECK(t.counters().fd_found_open == 1);
+  CHECK(t.fds().find(1)->origin == FdOrigin::Inherited);
+  CHECK(t.fds().find(5)->origin == FdOrigin::Unknown);
+  t.mark_inherited(inherited);  // again: nothing more to explain
+  CHECK(t.counters().fd_found_open == 1);
+}

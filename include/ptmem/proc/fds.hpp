@@ -36,6 +36,9 @@ struct RawFd {
   std::string target;           ///< readlink of /proc/PID/fd/N
   std::string fdinfo;           ///< contents of /proc/PID/fdinfo/N ("" if unreadable)
   std::optional<uint32_t> mode; ///< st_mode of what the link points to (stat), if known
+  /// Sockets: the "system.sockprotoname" attribute ("TCP", "UNIX-STREAM", "NETLINK"...),
+  /// which names the protocol of sockets /proc/PID/net does not list (unbound, netlink).
+  std::string socket_protocol;
 };
 
 /// The kind an fd's link target (and st_mode, when known) designates.  |flags| (fdinfo)
@@ -59,7 +62,8 @@ struct FdEntry {
   std::string description() const;
 };
 
-/// Interprets one fd; |sockets| may be null (then sockets carry no SocketInfo).
+/// Interprets one fd.  A socket gets its SocketInfo from |sockets| (may be null), else a
+/// partial one from raw.socket_protocol when that is known.
 FdEntry interpret_fd(const RawFd& raw, const SocketTable* sockets);
 
 /// Every open fd of |pid|, ascending.  Empty if the process is gone or not readable; an fd

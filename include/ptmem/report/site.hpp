@@ -27,8 +27,10 @@ bool is_runtime_frame(const symbols::SourceFrame& frame);
 /// Applies the SITE rule to one captured stack, given the frames of each of its pcs
 /// (per_pc[0] = the hooked function's entry, then the callers), and keeps at most |depth|
 /// frames.  per_pc[0] is always dropped (it is the allocator or fd function itself), then
-/// runtime frames up to the first program frame.  A stack with no program frame keeps its
-/// frames after per_pc[0] (or per_pc[0] itself if that is all there is).
+/// runtime frames up to the first program frame, and the runtime frames below the last
+/// program frame (_start, __libc_start_main, start_thread: what memcheck hides "below
+/// main").  A stack with no program frame keeps its frames after per_pc[0] (or per_pc[0]
+/// itself if that is all there is).
 std::vector<symbols::SourceFrame> site_frames(
     const std::vector<std::vector<symbols::SourceFrame>>& per_pc, size_t depth);
 

@@ -80,7 +80,9 @@ class Tracker final : public EventSink {
   void on_thread_start(pid_t tid) override;
 
   /// Marks |fds| as open at launch (FdOrigin::Inherited, no stack): they are not leaks.  The
-  /// launcher calls it with the fds the program was started with (0, 1, 2 at least).
+  /// launcher calls it with the fds the program was started with (0, 1, 2 at least),
+  /// before or after the first reconcile_fds (fds that one found are then not counted in
+  /// fd_found_open).
   void mark_inherited(std::span<const int> fds);
 
   struct ReconcileResult {
