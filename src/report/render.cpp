@@ -130,7 +130,7 @@ std::string to_text(const Report& r) {
     out += fmt::format("ptmem:   other calls: {} free(NULL), {} realloc, {} failed allocations\n",
                        c.free_null_calls, c.realloc_calls, c.failed_alloc_calls);
     if (c.frees_of_unknown_blocks)
-      out += fmt::format("ptmem:   frees of blocks allocated before tracing: {}\n", c.frees_of_unknown_blocks);
+      out += fmt::format("ptmem:   frees of unknown blocks (allocated before tracing, or not seen): {}\n", c.frees_of_unknown_blocks);
     if (c.unseen_frees)
       out += fmt::format("ptmem:   blocks whose free was not seen: {}\n", c.unseen_frees);
     if (c.exec_dropped_blocks)
