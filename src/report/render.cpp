@@ -134,8 +134,8 @@ std::string to_text(const Report& r) {
     if (c.unseen_frees)
       out += fmt::format("ptmem:   blocks whose free was not seen: {}\n", c.unseen_frees);
     if (c.exec_dropped_blocks)
-      out += fmt::format("ptmem:   dropped at exec: {} bytes in {} blocks\n", c.exec_dropped_bytes,
-                         c.exec_dropped_blocks);
+      out += fmt::format("ptmem:   dropped at exec: {} bytes in {} {}\n", c.exec_dropped_bytes,
+                         c.exec_dropped_blocks, plural(c.exec_dropped_blocks, "block", "blocks"));
   }
   if (r.fds_traced) {
     out += fmt::format("ptmem:   leaked fds: {} ({} open at the end, counting 0-2 and inherited ones)\n",

@@ -378,6 +378,20 @@ TEST_CASE("text report") {
         "ptmem:   leaked fds: 0 (0 open at the end, counting 0-2 and inherited ones)\n"
         "ptmem:   fds: 0 opened, 0 closed\n"
         "ptmem:   threads seen: 0\n");
+  // Lines for unusual counters appear only when they are not zero.
+  track::Tracker t;
+  track::StackTable st;
+  t.on_free(1, 0x10);
+  t.on_alloc(1, 0x20, 8, kNoStack);
+  t.on_alloc(1, 0x20, 16, kNoStack);
+  t.on_exec(1);
+  FakeFrames none;
+  auto odd = report::to_text(report::build_report(t, st, none, {5, "x"}, {}));
+  CHECK(odd.find("ptmem:   frees of unknown blocks (allocated before tracing, or not seen): 1\n") != std::string::npos);
+  CHECK(odd.find("ptmem:   blocks whose free was not seen: 1\n") != std::string::npos);
+  CHECK(odd.find("ptmem:   dropped at exec: 16 bytes in 1 block\n") != std::string::npos);
+  CHECK(report::to_text(empty).find("frees of unknown") == std::string::npos);
+
   empty.target = {77, "srv", std::nullopt, std::nullopt, true};
   CHECK(report::to_text(empty).substr(0, 56) == "ptmem: detached from process 77 (srv), which keeps runni");
 }
