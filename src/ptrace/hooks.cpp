@@ -217,8 +217,22 @@ bool Session::Impl::setup_image(Process& p, Thread& t, bool at_exec) {
     }
   }
   // At exec only the dynamic linker is mapped; the libraries come at its first
-  // RT_CONSISTENT notification.  A static program, or a running one, is complete now.
-  if (!at_exec || !p.r_debug) install_hooks(p, t);
+  // RT_CONSISTENT notification.  A running program is complete now.  A static program is
+  // complete at exec too, but a syscall cannot be injected from the exec stop (the kernel
+  // stores execve's result into rax after it), so its hooks go in at a one-shot breakpoint
+  // on its entry point.
+  if (!at_exec) {
+    install_hooks(p, t);
+  } else if (!p.r_debug && p.entry_point) {
+    uint8_t original = 0;
+    if (p.mem.read(p.entry_point, &original, 1)) {
+      Breakpoint bp;
+      bp.address = p.entry_point;
+      bp.kind = Breakpoint::Kind::Entry;
+      bp.original = original;
+      p.breakpoints.insert(p.mem, bp);
+    }
+  }
   return true;
 }
 
@@ -285,6 +299,11 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
     bp.original = code[0];
     bp.function = static_cast<int>(i);
     bp.plan = planner.plan(*addr, std::span<const uint8_t>(code, n));
+    // A relocated copy costs the target nothing beyond the stop, while emulating a push or
+    // a memory compare costs a syscall into its memory at every hit: prefer the copy.
+    const auto planned = bp.plan.kind;
+    if (planned == arch::StepPlan::Kind::Emulate && bp.plan.displaceable)
+      bp.plan.kind = arch::StepPlan::Kind::Displaced;
     if (bp.plan.kind == arch::StepPlan::Kind::Displaced) {
       auto slot = scratch_slot(p, t, *addr, arch::kMaxDisplacedSize);
       auto bytes = slot ? arch::build_displaced(bp.plan, *slot) : std::nullopt;
@@ -292,7 +311,8 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
         bp.displaced_slot = *slot;
         bp.displaced_length = bp.plan.length;
       } else {
-        bp.plan.kind = arch::StepPlan::Kind::Unsupported;
+        bp.plan.kind = planned == arch::StepPlan::Kind::Emulate ? planned
+                                                                 : arch::StepPlan::Kind::Unsupported;
       }
     }
     if (bp.plan.kind == arch::StepPlan::Kind::Unsupported && opt.verbose)

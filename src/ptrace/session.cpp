@@ -28,26 +28,61 @@ bool is_stop_signal(int sig) {
   return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
 }
 
-// Reads that see the real return addresses where we put the trampoline, so the unwinder
-// walks through a traced call that is still on the stack (fopen -> malloc).
-class UnhijackedMemory final : public arch::MemoryAccess {
+// Stack memory beyond the snapshot, for the unwinder: read in aligned chunks on demand (a
+// deep stack costs a few more reads, a shallow one none), with the real return addresses
+// where we put the trampoline, so the unwinder walks through a traced call that is still on
+// the stack (fopen -> malloc).
+class StackReader final : public arch::MemoryAccess {
  public:
-  UnhijackedMemory(RemoteMemory& mem, const Thread& t) : mem_(mem), t_(t) {}
+  StackReader(RemoteMemory& mem, const Thread& t) : mem_(mem), t_(t) {}
   bool read(uint64_t addr, void* buf, size_t len) override {
-    if (!mem_.read(addr, buf, len)) return false;
-    for (auto& r : t_.returns)
-      if (r.entry_sp >= addr && r.entry_sp + 8 <= addr + len)
-        std::memcpy(static_cast<uint8_t*>(buf) + (r.entry_sp - addr), &r.return_address, 8);
+    auto* out = static_cast<uint8_t*>(buf);
+    while (len > 0) {
+      uint64_t base = addr & ~(kChunk - 1);
+      const Chunk* c = chunk(base);
+      if (!c) return mem_.read(addr, out, len);  // cache full or unreadable: plain read
+      size_t off = addr - base, n = std::min<size_t>(len, kChunk - off);
+      if (off + n > c->size) return false;
+      std::memcpy(out, c->bytes + off, n);
+      addr += n;
+      out += n;
+      len -= n;
+    }
     return true;
   }
   bool write(uint64_t, const void*, size_t) override { return false; }
 
  private:
+  static constexpr uint64_t kChunk = 1024;
+  struct Chunk {
+    uint64_t base = 0;
+    size_t size = 0;
+    uint8_t bytes[kChunk];
+  };
+  const Chunk* chunk(uint64_t base) {
+    for (size_t i = 0; i < used_; ++i)
+      if (chunks_[i].base == base) return &chunks_[i];
+    if (used_ == kChunks) return nullptr;
+    Chunk& c = chunks_[used_];
+    c.base = base;
+    c.size = mem_.read_partial(base, c.bytes, kChunk);
+    if (c.size == 0) return nullptr;
+    for (auto& r : t_.returns)
+      if (r.entry_sp >= base && r.entry_sp + 8 <= base + c.size)
+        std::memcpy(c.bytes + (r.entry_sp - base), &r.return_address, 8);
+    ++used_;
+    return &c;
+  }
+  static constexpr size_t kChunks = 8;
   RemoteMemory& mem_;
   const Thread& t_;
+  Chunk chunks_[kChunks];
+  size_t used_ = 0;
 };
 
-constexpr size_t kStackSnapshot = 8192;
+// Read with the registers at every allocation: enough for the frames of most programs; the
+// unwinder reads deeper stacks through StackReader.
+constexpr size_t kStackSnapshot = 2048;
 
 // PTMEM_DEBUG=1 traces the engine's own decisions on stderr (for developers).
 const bool g_debug = std::getenv("PTMEM_DEBUG") != nullptr;
@@ -283,7 +318,7 @@ track::StackId Session::Impl::capture_stack(Thread& t, const arch::Registers& re
   for (auto& r : t.returns)
     if (r.entry_sp >= regs.sp() && r.entry_sp + 8 <= regs.sp() + got)
       std::memcpy(stack_buf.data() + (r.entry_sp - regs.sp()), &r.return_address, 8);
-  UnhijackedMemory fallback(p.mem, t);
+  StackReader fallback(p.mem, t);
   arch::Registers at = regs;
   at.set_ip(function_address);
   size_t n = p.unwinder->unwind(at, std::span<const uint8_t>(stack_buf.data(), got), &fallback,
@@ -314,6 +349,14 @@ static bool creates_something(track::Action a) {
 
 void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registers& regs) {
   Process& p = t.process();
+  if (bp.kind == Breakpoint::Kind::Entry) {
+    // The original instruction runs for real once the byte is back.
+    p.breakpoints.remove(p.mem, bp.address);
+    set_regs(t.tid(), regs);
+    install_hooks(p, t);
+    resume(t);
+    return;
+  }
   if (bp.kind == Breakpoint::Kind::DebugState) {
     if (g_debug) fmt::print(stderr, "[ptmem] {}: r_brk, plan {} '{}'\n", t.tid(), static_cast<int>(bp.plan.kind), bp.plan.text);
     // Installing hooks grows the breakpoint table and invalidates |bp|: keep a copy.

@@ -17,6 +17,7 @@ struct Breakpoint {
   enum class Kind : uint8_t {
     Function,    ///< entry of a traced function (track::traced_functions()[function])
     DebugState,  ///< the dynamic linker's r_brk: library list changed
+    Entry,       ///< one-shot at a static program's entry: hooks go in from a normal stop
   };
   uint64_t address = 0;
   Kind kind = Kind::Function;
