@@ -9,7 +9,8 @@
  *   leak N     -> "leaked N"      N blocks of 24 bytes on the @leak attach line, kept forever
  *   pause      -> "paused"        every worker idle, holding no heap block
  *   resume     -> "resumed"
- *   quit       -> exits 0 (after joining the workers)
+ *   quit       -> exits 0 after joining the workers (a paused worker wakes up, does exactly
+ *                 one more round: 3 allocating calls and 2 frees, and ends)
  *
  * The 4 workers loop over malloc/realloc/calloc/free and verify what they wrote, so breakpoints
  * are hit all the time while ptmem attaches and detaches.  A corrupted register or a lost

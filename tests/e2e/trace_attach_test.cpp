@@ -1,0 +1,311 @@
+// `ptmem attach` against running samples: exact figures for what happens while attached,
+// a target that keeps computing correctly through 20 attach/detach cycles, --duration, a
+// target exiting while traced, and an fd leaked every 200 ms.  The targets are driven line
+// by line on stdin; ptmem's progress is read from its stderr ("attached" / "detached").
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <cstring>
+#include <set>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+
+#include "../support/process.hpp"
+#include "../support/trace_helpers.hpp"
+
+using namespace ptmem::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kTarget = "trace_attach_target.c";
+
+unsigned long sum_squares(long n) {
+  unsigned long s = 0;
+  for (long i = 0; i < n; i++) s += static_cast<unsigned long>(i) * static_cast<unsigned long>(i) % 1000003ul;
+  return s;
+}
+
+Child start(const std::vector<std::string>& argv) {
+  Child::Options o;
+  o.argv = argv;
+  o.pipe_stdin = true;
+  return Child(o);
+}
+
+/// "sum N" must come back as "sum N <sum of i*i mod 1000003>".
+bool sum_ok(Child& t, long n, std::string& seen) {
+  std::string prefix = "sum " + std::to_string(n) + " ";
+  t.write_stdin("sum " + std::to_string(n) + "\n");
+  auto line = expect_line(t, prefix, seen);
+  return line && *line == prefix + std::to_string(sum_squares(n));
+}
+
+/// Rounds done by the workers so far, or -1 when they saw corrupted data (or no answer).
+long rounds(Child& t, std::string& seen) {
+  t.write_stdin("check\n");
+  auto line = expect_line(t, "check ", seen);
+  long bad = -1, r = -1;
+  if (!line || std::sscanf(line->c_str(), "check bad=%ld rounds=%ld", &bad, &r) != 2 || bad != 0) return -1;
+  return r;
+}
+
+/// How the target ended, when it did (for messages).
+std::string fate(Child& t) {
+  auto st = t.wait(2s);
+  if (!st) return "still running";
+  if (WIFSIGNALED(*st)) return std::string("killed by signal ") + strsignal(WTERMSIG(*st));
+  return "exited with status " + std::to_string(WEXITSTATUS(*st));
+}
+
+/// The workers make progress: rounds grow past |after| within the timeout.  "" when they do,
+/// else what happened to the target.
+std::string progresses(Child& t, long after, std::string& seen) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  try {
+    while (std::chrono::steady_clock::now() < deadline) {
+      long r = rounds(t, seen);
+      if (r < 0) return "no good answer to check; target " + fate(t);
+      if (r > after) return "";
+      std::this_thread::sleep_for(10ms);  // polling the target's counter, not waiting for luck
+    }
+  } catch (const std::exception& e) {
+    return std::string(e.what()) + "; target " + fate(t);
+  }
+  return "no progress in 20 s";
+}
+
+bool exited_zero(Child& t) {
+  auto st = t.wait(30s);
+  return st && WIFEXITED(*st) && WEXITSTATUS(*st) == 0;
+}
+
+pid_t ready_pid(const std::optional<std::string>& line) {
+  return line ? static_cast<pid_t>(std::stol(line->substr(line->find(' ') + 1))) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("trace attach: exact leaks made while attached to a paused multi-threaded target") {
+  auto t = start({sample("trace_attach_target")});
+  std::string seen;
+  REQUIRE(ready_pid(expect_line(t, "ready ", seen)) == t.pid());
+  t.write_stdin("leak 3\n");  // before the attach: not in the report
+  REQUIRE(expect_line(t, "leaked 3", seen));
+  t.write_stdin("pause\n");
+  REQUIRE(expect_line(t, "paused", seen));
+
+  AttachSession s(t.pid());
+  REQUIRE(s.wait_attached());
+  t.write_stdin("leak 5\n");
+  REQUIRE(expect_line(t, "leaked 5", seen));
+  CHECK(sum_ok(t, 100, seen));
+  REQUIRE(s.detach(SIGINT));
+  const std::string ctx = s.describe() + "\ntarget said:\n" + seen;
+  INFO(ctx);
+  CHECK(s.status() == 0);
+  REQUIRE(s.load());
+  auto& rep = s.report();
+  CHECK(rep["target"]["pid"] == t.pid());
+  CHECK(rep["target"]["detached"] == true);
+  CHECK(rep["target"]["exit_code"].is_null());
+  CHECK(rep["target"]["signal"].is_null());
+  // Only the 5 blocks of "leak 5" (24 bytes each) are live and were allocated while traced.
+  CHECK(expect_site(rep, "trace_attach_target.c", marker_line(kTarget, "@leak attach"), 1, 5, 120) == "");
+  CHECK(leaks_of(rep).size() == 1);
+  CHECK(summary(rep, "alloc_calls") == 6);  // 5 x malloc(24) + sum's malloc(801)
+  CHECK(summary(rep, "free_calls") == 1);
+  CHECK(summary(rep, "frees_of_unknown_blocks") == 0);
+  CHECK(summary(rep, "leaked_blocks") == 5);
+  CHECK(summary(rep, "leaked_bytes") == 120);
+  CHECK(summary(rep, "total_allocated_bytes") == 921);
+  CHECK(summary(rep, "peak_live_bytes") == 921);
+  CHECK(summary(rep, "threads_seen") == 5);
+
+  // The target is unharmed and runs on untraced.
+  t.write_stdin("resume\n");
+  REQUIRE(expect_line(t, "resumed", seen));
+  long r0 = rounds(t, seen);
+  CHECK(r0 >= 0);
+  CHECK(progresses(t, r0, seen) == "");
+  CHECK(sum_ok(t, 1000, seen));
+  t.write_stdin("quit\n");
+  CHECK(exited_zero(t));
+}
+
+TEST_CASE("trace attach: attach and detach 20 times; the busy target's checksums stay correct") {
+  auto t = start({sample("trace_attach_target")});
+  std::string seen;
+  REQUIRE(ready_pid(expect_line(t, "ready ", seen)) == t.pid());
+  const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+  long last = rounds(t, seen);
+  REQUIRE(last >= 0);
+  for (int i = 0; i < 20; i++) {
+    CAPTURE(i);
+    AttachSession s(t.pid());
+    REQUIRE(s.wait_attached());
+    // While attached, the workers hit breakpoints all the time.
+    CHECK(sum_ok(t, 1000 + i, seen));
+    CHECK(rounds(t, seen) >= 0);
+    REQUIRE(s.detach(signals[i % 3]));
+    s.load();
+    const std::string ctx = s.describe() + "\ntarget said:\n" + seen;
+    INFO(ctx);
+    CHECK(s.status() == 0);
+    REQUIRE(s.report().is_object());
+    CHECK(s.report()["target"]["detached"] == true);
+    CHECK(summary(s.report(), "alloc_calls") > 0);
+    CHECK(summary(s.report(), "threads_seen") == 5);
+    // After the detach: still correct, still running.
+    REQUIRE(progresses(t, last, seen) == "");
+    last = rounds(t, seen);
+    REQUIRE(last >= 0);
+  }
+  CHECK(sum_ok(t, 5000, seen));
+  t.write_stdin("quit\n");
+  CHECK(exited_zero(t));
+}
+
+TEST_CASE("trace attach: --duration detaches by itself and the target keeps running") {
+  auto t = start({sample("trace_attach_target")});
+  std::string seen;
+  REQUIRE(ready_pid(expect_line(t, "ready ", seen)) == t.pid());
+  AttachSession s(t.pid(), {"--duration", "500ms"});
+  REQUIRE(s.wait_attached());
+  REQUIRE(s.wait_exit(60s));
+  const std::string ctx = s.describe();
+  INFO(ctx);
+  CHECK(s.status() == 0);
+  CHECK(s.saw_detached());
+  REQUIRE(s.load());
+  CHECK(s.report()["target"]["detached"] == true);
+  long r = rounds(t, seen);
+  CHECK(r >= 0);
+  CHECK(progresses(t, r, seen) == "");
+  CHECK(sum_ok(t, 77, seen));
+  t.write_stdin("quit\n");
+  CHECK(exited_zero(t));
+}
+
+TEST_CASE("trace attach: the target exiting ends the trace, with its exit status in the report") {
+  auto t = start({sample("trace_attach_target")});
+  std::string seen;
+  REQUIRE(ready_pid(expect_line(t, "ready ", seen)) == t.pid());
+  t.write_stdin("pause\n");
+  REQUIRE(expect_line(t, "paused", seen));
+  AttachSession s(t.pid());
+  REQUIRE(s.wait_attached());
+  t.write_stdin("leak 2\n");
+  REQUIRE(expect_line(t, "leaked 2", seen));
+  // quit: each of the 4 workers finishes one round (malloc, realloc, calloc, 2 frees) and
+  // exits, then main returns 0.
+  t.write_stdin("quit\n");
+  REQUIRE(s.wait_exit(60s));
+  const std::string ctx = s.describe();
+  INFO(ctx);
+  CHECK(s.status() == 0);
+  REQUIRE(s.load());
+  auto& rep = s.report();
+  CHECK(rep["target"]["exit_code"] == 0);
+  CHECK(rep["target"]["detached"] == false);
+  CHECK(expect_site(rep, "trace_attach_target.c", marker_line(kTarget, "@leak attach"), 1, 2, 48) == "");
+  CHECK(leaks_of(rep).size() == 1);
+  CHECK(summary(rep, "alloc_calls") == 2 + 4 * 3);
+  // The workers' 8 frees, plus whatever glibc frees of its own at thread exit (tcache).
+  CHECK(summary(rep, "free_calls") - summary(rep, "frees_of_unknown_blocks") == 8);
+  CHECK(summary(rep, "leaked_blocks") == 2);
+  CHECK(summary(rep, "leaked_bytes") == 48);
+  CHECK(exited_zero(t));
+}
+
+TEST_CASE("trace attach: an fd leaked every 200 ms; fds from before the attach have no known origin") {
+  const std::string f = "trace_fd_drip.c";
+  auto dir = std::filesystem::canonical(temp_dir()).string();
+  auto t = start({sample("trace_fd_drip"), dir});
+  std::string seen;
+  REQUIRE(ready_pid(expect_line(t, "ready ", seen)) == t.pid());
+  // Every "fd drip N" line the target printed, in order, from the lines read so far.
+  auto drip_fds = [&seen] {
+    std::vector<int> fds;
+    std::istringstream in(seen);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("fd drip ", 0) == 0) fds.push_back(std::stoi(line.substr(8)));
+    return fds;
+  };
+  REQUIRE(expect_line(t, "fd drip ", seen, 10s));
+  REQUIRE(expect_line(t, "fd drip ", seen, 10s));
+  t.write_stdin("stop\n");
+  auto stopped = expect_line(t, "stopped total=", seen);
+  REQUIRE(stopped);
+  size_t before = std::stoul(stopped->substr(14));
+
+  AttachSession s(t.pid(), {"--fds-only"});
+  REQUIRE(s.wait_attached());
+  t.write_stdin("go\n");
+  REQUIRE(expect_line(t, "going", seen));
+  for (int i = 0; i < 5; i++) REQUIRE(expect_line(t, "fd drip ", seen, 10s));
+  t.write_stdin("stop\n");
+  stopped = expect_line(t, "stopped total=", seen);
+  REQUIRE(stopped);
+  size_t total = std::stoul(stopped->substr(14));
+  auto fds = drip_fds();
+  REQUIRE(fds.size() == total);
+  REQUIRE(s.detach(SIGINT));
+  const std::string ctx = s.describe() + "\ntarget said:\n" + seen;
+  INFO(ctx);
+  CHECK(s.status() == 0);
+  REQUIRE(s.load());
+  auto& rep = s.report();
+  // Every drip fd is open at detach: the ones from before the attach are there too, found
+  // in /proc, with no stack; the ones opened while attached have the @fd drip site.
+  size_t matched = 0;
+  for (size_t i = 0; i < fds.size(); i++) {
+    CAPTURE(fds[i]);
+    const Json* e = fd_leak(rep, fds[i]);
+    REQUIRE(e != nullptr);
+    CHECK((*e)["kind"] == "file");
+    CHECK((*e)["target"] == dir + "/drip.txt");
+    bool traced = i >= before;
+    if (traced) {
+      REQUIRE((*e)["stack"].is_array());
+      REQUIRE(!(*e)["stack"].empty());
+      CHECK(frame_file((*e)["stack"][0]) == f);
+      CHECK(frame_line((*e)["stack"][0]) == marker_line(f, "@fd drip"));
+    } else {
+      CHECK((!(*e).contains("stack") || (*e)["stack"].empty()));
+      std::string origin = (*e)["origin"].is_string() ? (*e)["origin"].get<std::string>() : "";
+      CHECK(origin.find("unknown") != std::string::npos);
+    }
+    ++matched;
+  }
+  CHECK(matched == total);
+  CHECK(summary(rep, "fd_opened") == static_cast<long>(total - before));
+  CHECK(summary(rep, "fd_closed") == 0);
+  t.write_stdin("quit\n");
+  CHECK(exited_zero(t));
+}
+
+TEST_CASE("trace attach: a target killed while traced ends the trace without hanging") {
+  auto t = start({sample("trace_attach_target")});
+  std::string seen;
+  REQUIRE(ready_pid(expect_line(t, "ready ", seen)) == t.pid());
+  AttachSession s(t.pid());
+  REQUIRE(s.wait_attached());
+  CHECK(sum_ok(t, 10, seen));
+  t.signal(SIGKILL);  // the workers are busy: threads die in the middle of traced calls
+  auto st = t.wait(30s);
+  REQUIRE(st.has_value());
+  CHECK((WIFSIGNALED(*st) && WTERMSIG(*st) == SIGKILL));
+  REQUIRE(s.wait_exit(60s));
+  const std::string ctx = s.describe();
+  INFO(ctx);
+  CHECK(s.status() == 0);
+  REQUIRE(s.load());
+  CHECK(s.report()["target"]["signal"] == "SIGKILL");
+  CHECK(s.report()["target"]["exit_code"].is_null());
+  CHECK(s.report()["target"]["detached"] == false);
+}
