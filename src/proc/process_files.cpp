@@ -41,23 +41,30 @@ ReadResult ProcFile::open(const std::string& path, bool directory) {
   return ReadResult::ok;
 }
 
-ReadResult ProcFile::read(std::string& buf) const {
-  size_t size = std::max<size_t>(buf.capacity(), 4096);
+void TextBuffer::reserve(size_t n) {
+  if (n <= capacity_) return;
+  data_ = std::make_unique_for_overwrite<char[]>(n);
+  capacity_ = n;
+  size_ = 0;
+}
+
+ReadResult ProcFile::read(TextBuffer& buf) const {
+  buf.reserve(4096);
   for (;;) {
-    buf.resize(size);
+    size_t size = buf.capacity();
     ssize_t n;
     do n = ::pread(fd_, buf.data(), size, 0);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
-      buf.clear();
+      buf.set_size(0);
       return from_errno(errno);
     }
     // A full buffer may mean more text: read again, from 0, with room to spare.
     if (static_cast<size_t>(n) < size || size >= kMaxText) {
-      buf.resize(static_cast<size_t>(n));
+      buf.set_size(static_cast<size_t>(n));
       return ReadResult::ok;
     }
-    size *= 2;
+    buf.reserve(size * 2);
   }
 }
 
@@ -91,7 +98,7 @@ std::optional<uint32_t> count_fd_directory(int dir_fd, bool procfs) {
   return count;
 }
 
-ReadResult ProcessFiles::read_kept(ProcFile& file, const char* name, std::string& buf) {
+ReadResult ProcessFiles::read_kept(ProcFile& file, const char* name, TextBuffer& buf) {
   if (!file.is_open()) {
     if (auto r = file.open(dir_ + "/" + name); r != ReadResult::ok) return r;
   }
@@ -100,8 +107,9 @@ ReadResult ProcessFiles::read_kept(ProcFile& file, const char* name, std::string
   return r;
 }
 
-ReadResult ProcessFiles::read_stat(std::string& buf) { return read_kept(stat_, "stat", buf); }
-ReadResult ProcessFiles::read_status(std::string& buf) { return read_kept(status_, "status", buf); }
+ReadResult ProcessFiles::read_stat(TextBuffer& buf) { return read_kept(stat_, "stat", buf); }
+ReadResult ProcessFiles::read_statm(TextBuffer& buf) { return read_kept(statm_, "statm", buf); }
+ReadResult ProcessFiles::read_status(TextBuffer& buf) { return read_kept(status_, "status", buf); }
 
 std::optional<uint32_t> ProcessFiles::fd_count(bool procfs) {
   if (fd_dir_denied_) return std::nullopt;  // permission does not come back by retrying
@@ -116,12 +124,14 @@ std::optional<uint32_t> ProcessFiles::fd_count(bool procfs) {
 }
 
 void ProcessFiles::drop_memory_files() {
+  statm_.close();
   status_.close();
   fd_dir_.close();
 }
 
 unsigned ProcessFiles::held_fds() const {
-  return unsigned(stat_.is_open()) + unsigned(status_.is_open()) + unsigned(fd_dir_.is_open());
+  return unsigned(stat_.is_open()) + unsigned(statm_.is_open()) + unsigned(status_.is_open()) +
+         unsigned(fd_dir_.is_open());
 }
 
 }  // namespace ptmem::proc

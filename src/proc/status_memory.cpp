@@ -48,6 +48,8 @@ StatusMemory parse_status_memory(std::string_view text) {
     else if (key == "RssShmem") slot = &m.rss_shmem_kb;
     else if (key == "VmSwap") slot = &m.vm_swap_kb;
     if (slot) *slot = parse_kb_value(value);
+    // The kernel prints VmSwap after every other line we need: skip the ~30 lines after.
+    if (key == "VmSwap" && m.euid) break;
   }
   return m;
 }

@@ -71,3 +71,18 @@ TEST_CASE("status memory: strict figures, effective uid, unknown when malformed"
   CHECK_FALSE(empty.euid);
   CHECK_FALSE(empty.vm_rss_kb);
 }
+
+#include "ptmem/proc/statm.hpp"
+
+TEST_CASE("statm: three page counts, cut lines rejected") {
+  auto m = parse_statm("65536 16384 1024 10 0 500 0\n");
+  REQUIRE(m);
+  CHECK(m->size == 65536u);
+  CHECK(m->resident == 16384u);
+  CHECK(m->shared == 1024u);
+  CHECK(parse_statm("1 2 3 ") == parse_statm("1 2 3 4 5 6 7\n"));
+  for (const char* bad : {"", "1 2", "1 2 3", "1 2 x 4", "-1 2 3 4", "1  2 3 4"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_statm(bad));
+  }
+}

@@ -12,11 +12,11 @@ using namespace ptmem::proc;
 
 TEST_CASE("process files: fixture tree (plain directories, counted entry by entry)") {
   ProcessFiles f("fixtures/proc/basic/100", true);
-  std::string buf;
+  TextBuffer buf;
   REQUIRE(f.read_stat(buf) == ReadResult::ok);
-  CHECK(parse_stat(buf)->comm == "server");
+  CHECK(parse_stat(buf.view())->comm == "server");
   REQUIRE(f.read_status(buf) == ReadResult::ok);
-  CHECK(buf.rfind("Name:\tserver", 0) == 0);
+  CHECK(buf.view().rfind("Name:\tserver", 0) == 0);
   CHECK(f.fd_count(false) == 4u);
   CHECK(f.held_fds() == 3);
   f.drop_memory_files();
@@ -57,9 +57,9 @@ TEST_CASE("process files: a kept-open file follows its process, and fails once i
   ::close(ready[0]);
 
   ProcessFiles f("/proc/" + std::to_string(pid), true);
-  std::string buf;
+  TextBuffer buf;
   CHECK(f.read_stat(buf) == ReadResult::ok);
-  CHECK(parse_stat(buf)->pid == pid);
+  CHECK(parse_stat(buf.view())->pid == pid);
   CHECK(f.fd_count(true) == 4u);
   CHECK(f.fd_count(false) == 4u);  // the getdents path agrees with st_size
 

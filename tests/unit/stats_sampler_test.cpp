@@ -238,10 +238,38 @@ TEST_CASE("sampler: rates and trend across sweeps, history reset on pid reuse") 
 TEST_CASE("sampler: over the fd budget, files are opened per sweep instead of kept") {
   SamplerConfig c;
   c.root = "fixtures/proc/basic";
-  c.fd_budget = 3;  // room for one process
+  c.fd_budget = 4;  // room for one process
   Sampler sampler(c);
   auto s = sampler.sweep();
   CHECK(s.processes.size() == 4);
-  CHECK(sampler.held_fds() <= 3);
+  CHECK(sampler.held_fds() <= 4);
   CHECK(sampler.tracked() == 5);  // every process with a valid stat, kernel thread included
+}
+
+TEST_CASE("sampler: status is re-read when statm moves, and at least every 8th sweep") {
+  FixtureCopy tree;
+  double now = 1.0;
+  SamplerConfig c;
+  c.root = tree.dir.string();
+  c.filter.pids = {100};
+  c.clock = [&] { return Clock{now, now}; };
+  Sampler sampler(c);
+  tree.write("100/statm", "65536 16384 1024 10 0 500 0\n");
+  tree.write("100/status", status_text(65536));
+  auto rss = [&] {
+    now += 1.0;
+    auto s = sampler.sweep();
+    REQUIRE(s.processes.size() == 1);
+    return *s.processes[0].rss_bytes / 1024;
+  };
+  CHECK(rss() == 65536u);
+  tree.write("100/status", status_text(70000));  // statm unchanged: status not re-read yet
+  CHECK(rss() == 65536u);
+  tree.write("100/statm", "65536 17500 1024 10 0 500 0\n");  // statm moved: re-read
+  CHECK(rss() == 70000u);
+  tree.write("100/status", status_text(80000));
+  // 100 % 8 == 4: the first refresh came 4 sweeps after the first read; since then 0.
+  int sweeps = 0;
+  while (rss() == 70000u) ++sweeps;
+  CHECK(sweeps == 7);  // re-read on the 8th sweep after the last read
 }

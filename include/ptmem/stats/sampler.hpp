@@ -1,5 +1,6 @@
-// The /proc sampler.  A sweep reads, for every process, only what is cheap: stat, status
-// and the fd count, from files kept open between sweeps.  The expensive figures (PSS and
+// The /proc sampler.  A sweep reads, for every process, only what is cheap: stat, statm,
+// the fd count, and status when statm moved (or every 8th sweep), from files kept open
+// between sweeps.  The expensive figures (PSS and
 // USS from smaps_rollup, thread rows, the command line) are read by arrange() for the rows
 // that will be shown, after sorting.
 #pragma once
@@ -10,6 +11,7 @@
 #include <sys/types.h>
 #include <vector>
 
+#include "ptmem/proc/process_files.hpp"
 #include "ptmem/stats/filter.hpp"
 #include "ptmem/stats/sample.hpp"
 #include "ptmem/stats/sort.hpp"
@@ -29,7 +31,7 @@ struct SamplerConfig {
   Filter filter;
   TrendRules trend;
   std::function<Clock()> clock = real_clock;  ///< tests pass a fake one
-  /// Most fds the sampler keeps open (3 per process); 0 = derived from RLIMIT_NOFILE,
+  /// Most fds the sampler keeps open (4 per process); 0 = derived from RLIMIT_NOFILE,
   /// which the sampler raises to its hard limit.
   size_t fd_budget = 0;
 };
@@ -77,11 +79,11 @@ class Sampler {
 
   SamplerConfig config_;
   bool procfs_ = false;
-  size_t kept_processes_ = 0;  ///< processes whose files are kept open (3 fds each)
+  size_t kept_processes_ = 0;  ///< processes whose files are kept open (4 fds each)
   uint64_t generation_ = 0;
   long page_size_ = 4096;
   double clock_ticks_ = 100;
-  std::string buf_;
+  proc::TextBuffer buf_;
   std::vector<pid_t> pids_;
   struct Impl;
   std::unique_ptr<Impl> impl_;
