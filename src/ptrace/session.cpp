@@ -311,22 +311,23 @@ bool Session::Impl::inside_call(Thread& t, track::Family family, uint64_t sp) {
 }
 
 track::StackId Session::Impl::capture_stack(Thread& t, const arch::Registers& regs,
-                                            uint64_t function_address) {
+                                            uint64_t function_address, bool at_return) {
   Process& p = t.process();
   if (!p.unwinder) return track::kNoStack;
+  // Stacks always start with the traced function's entry, then return addresses.  Taken at
+  // the return, the unwind starts in the caller: put the function in front.
+  size_t first = at_return ? 1 : 0;
+  pcs[0] = function_address;
   size_t got = p.mem.read_partial(regs.sp(), stack_buf.data(), stack_buf.size());
   for (auto& r : t.returns)
     if (r.entry_sp >= regs.sp() && r.entry_sp + 8 <= regs.sp() + got)
       std::memcpy(stack_buf.data() + (r.entry_sp - regs.sp()), &r.return_address, 8);
   StackReader fallback(p.mem, t);
   arch::Registers at = regs;
-  at.set_ip(function_address);
+  if (!at_return) at.set_ip(function_address);
   size_t n = p.unwinder->unwind(at, std::span<const uint8_t>(stack_buf.data(), got), &fallback,
-                                pcs.size(), pcs.data());
-  if (n == 0) {
-    pcs[0] = function_address;
-    n = 1;
-  }
+                                pcs.size() - first, pcs.data() + first);
+  n = std::max<size_t>(n + first, 1);
   return stacks.intern(std::span<const uint64_t>(pcs.data(), n), p.modules.generation());
 }
 
@@ -407,8 +408,7 @@ void Session::Impl::on_return(Thread& t, arch::Registers& regs) {
       msghdr msg;
       if (t.process().mem.read(r.call.args[1], &msg, sizeof msg) && msg.msg_control &&
           msg.msg_controllen >= sizeof(cmsghdr)) {
-        arch::Registers at = regs;  // unwind from the caller: prepend recvmsg itself
-        r.call.stack = capture_stack(t, at, r.return_address);
+        r.call.stack = capture_stack(t, regs, r.function_address, true);
       }
     }
     track::decode_result(r.call, t.process().mem, sink);

@@ -68,7 +68,9 @@ struct Session::Impl {
   void step_over(Thread& t, const Breakpoint& bp, arch::Registers& regs);
   bool step_in_place(Thread& t, const Breakpoint& bp, arch::Registers& regs);
   bool inside_call(Thread& t, track::Family family, uint64_t sp);
-  track::StackId capture_stack(Thread& t, const arch::Registers& regs, uint64_t function_address);
+  track::StackId capture_stack(Thread& t, const arch::Registers& regs, uint64_t function_address,
+                               bool at_return = false);
+  void flush_pending_traps(Process& p);
   void take_final_state(Process& p);
   void forget_thread(pid_t tid);
   Thread* find(pid_t tid) {
@@ -80,7 +82,7 @@ struct Session::Impl {
   // ---- setup.cpp
   std::optional<std::string> launch(const std::vector<std::string>& argv);
   std::optional<std::string> attach(pid_t pid);
-  bool stop_all(Process& p);
+  bool stop_all(Process& p, bool interrupt = true);
   void detach(Process& p);
 
   // ---- hooks.cpp

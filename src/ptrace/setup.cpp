@@ -246,10 +246,11 @@ std::optional<std::string> Session::Impl::attach(pid_t pid) {
   return std::nullopt;
 }
 
-bool Session::Impl::stop_all(Process& p) {
+bool Session::Impl::stop_all(Process& p, bool interrupt) {
   quiescing = true;
-  for (auto& [tid, t] : p.threads)
-    if (!t->stopped) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+  if (interrupt)
+    for (auto& [tid, t] : p.threads)
+      if (!t->stopped) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
   auto all_stopped = [&] {
     for (auto& [tid, t] : p.threads)
       if (!t->stopped) return false;
@@ -303,8 +304,31 @@ bool Session::Impl::step_in_place(Thread& t, const Breakpoint& bp, arch::Registe
   return ok;
 }
 
+// PTRACE_INTERRUPT can win the race against the SIGTRAP of an int3 a thread has just
+// executed: the thread reports the interrupt with the SIGTRAP still queued (rip just past one
+// of our int3s).  Detached like that, it would die of the SIGTRAP.  Let such threads take
+// the signal now, under our eyes (quiescing handles it like any trap), and stop again.
+void Session::Impl::flush_pending_traps(Process& p) {
+  for (int round = 0; round < 8; ++round) {
+    bool any = false;
+    for (auto& [tid, t] : p.threads) {
+      arch::Registers regs;
+      if (!t->stopped || t->group_stopped || !get_regs(tid, regs)) continue;
+      uint64_t addr = regs.ip() - 1;
+      if (!p.breakpoints.contains(addr) && !(p.trampoline && addr == p.trampoline)) continue;
+      if (::ptrace(PTRACE_CONT, tid, nullptr, nullptr) == 0) {
+        t->stopped = false;
+        any = true;
+      }
+    }
+    if (!any) return;
+    stop_all(p, false);  // an interrupt now could win the race again: just wait
+  }
+}
+
 void Session::Impl::detach(Process& p) {
   stop_all(p);
+  flush_pending_traps(p);
   if (p.threads.empty()) return;
   take_final_state(p);
   Thread* worker = nullptr;
