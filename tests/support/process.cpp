@@ -42,9 +42,13 @@ Child::Child(const Options& options) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  // A child that died must show up as a write error, not kill the test binary.
+  static const bool sigpipe_ignored = [] { ::signal(SIGPIPE, SIG_IGN); return true; }();
+  (void)sigpipe_ignored;
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    ::signal(SIGPIPE, SIG_DFL);  // what the program would have without us
     if (in[0] >= 0) ::dup2(in[0], 0);
     if (out[1] >= 0) ::dup2(out[1], 1);
     if (err[1] >= 0) ::dup2(err[1], 2);
@@ -141,7 +145,7 @@ void Child::write_stdin(const std::string& data) {
     ssize_t n = ::write(in_, data.data() + off, data.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw std::runtime_error("write to child stdin failed");
+      throw std::runtime_error(std::string("write to child stdin failed: ") + std::strerror(errno));
     }
     off += static_cast<size_t>(n);
   }
