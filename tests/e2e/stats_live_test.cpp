@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unistd.h>
 
 #include "../support/process.hpp"
 
@@ -387,4 +388,29 @@ TEST_CASE("stats: bad options are a one-line error with status 2") {
   for (const char* opt : {"--sort", "--reverse", "--top", "--pid", "--user", "--name", "--interval", "--count",
                           "--batch", "--format", "--output", "--threads", "--pss", "--window"})
     CHECK(help.out.find(opt) != std::string::npos);
+}
+
+TEST_CASE("stats: figures another user may not read are null, never 0") {
+  REQUIRE_MESSAGE(::geteuid() == 0, "this test drops from root to nobody with setpriv");
+  REQUIRE(std::filesystem::exists("/usr/bin/setpriv"));
+  Child::Options o;
+  o.argv = {sample("stats_flat"), "2", "3"};
+  o.pipe_stdin = true;
+  Child flat(o);  // owned by root
+  REQUIRE(flat.wait_for_line("ready pid="));
+  auto r = run({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin(), "stats",
+                "--format", "json", "--count", "2", "--interval", "20ms", "--pid",
+                std::to_string(flat.pid()), "--pss", "--threads"});
+  REQUIRE(r.status == 0);
+  auto last = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
+  auto row = Stats::row(json::parse(last), flat.pid());
+  CAPTURE(row.dump());
+  CHECK(row["fds"].is_null());        // /proc/PID/fd needs ptrace access
+  CHECK(row["pss_bytes"].is_null());  // so does smaps_rollup
+  CHECK(row["uss_bytes"].is_null());
+  CHECK(row["trend"]["fds_slope_per_s"].is_null());
+  CHECK(row["user"] == "root");       // status and stat are world-readable
+  CHECK(row["rss_bytes"].get<double>() >= 2 * MiB);
+  CHECK(row["threads"].size() == 1);
+  CHECK(row["minflt_per_s"] == 0.0);
 }
