@@ -424,7 +424,7 @@ class Bench:
     def print_per_call(self, ws, floor):
         print("ptmem time per traced call, against the bare round trip (per stop)")
         print("  stops expected: 2 per allocating call (entry + return), 1 per free, "
-              "2 per fd-creating call, 1 per close;")
+              "2 per fd-creating call, 2 per close (its result decides whether the fd closed);")
         print("  ptmem's extra time = ptmem - native - ptmem's start-up cost (the first row).")
         base = 0.0
         if self.median("empty", "ptmem") is not None and self.median("empty", "native") is not None:
@@ -447,7 +447,7 @@ class Bench:
             alloc_stops = 2 * (int(s.get("alloc_calls") or 0) + int(s.get("failed_alloc_calls") or 0)) + \
                 int(s.get("free_calls") or 0) + int(s.get("free_null_calls") or 0)
             fd_calls = int(own["fd_create_calls"]) + int(own["fd_close_calls"])
-            stops = alloc_stops + 2 * int(own["fd_create_calls"]) + int(own["fd_close_calls"])
+            stops = alloc_stops + 2 * int(own["fd_create_calls"]) + 2 * int(own["fd_close_calls"])
             own_calls = traced_calls(own)
             seen = mem_calls + fd_calls
             # Fewer calls or fds than the workload made means ptmem lost events.
