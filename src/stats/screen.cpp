@@ -68,27 +68,30 @@ class ScreenState {
   void take_sample(util::LineAppender* file, const SampleWriter* writer, bool& write_failed) {
     sample_ = sampler_.sweep();
     sample_.interval_ms = double(o_.interval.count()) / 1000.0;
-    arrange(file != nullptr);
     if (file && writer) {
+      // The file gets what batch mode would write (the command-line order and --top),
+      // whatever the keys have done to the screen.
       Sample copy = sample_;
-      if (o_.top && copy.processes.size() > *o_.top) copy.processes.resize(*o_.top);
+      size_t top = o_.top.value_or(SIZE_MAX);
+      sampler_.arrange(copy.processes, {o_.view.key, o_.view.reverse, 0, top, o_.view.pss, o_.view.threads});
+      if (copy.processes.size() > top) copy.processes.resize(top);
       if (!file->append(writer->render(copy))) write_failed = true;
     }
+    arrange();
   }
 
-  // Sorts and fills the rows on screen (and, when writing a file, its --top rows too).
-  void arrange(bool for_file = false) {
-    auto& rows = sample_.processes;
-    if (o_.top && rows.size() > *o_.top && !for_file) rows.resize(*o_.top);
-    size_t shown = offset_ + body_lines();
-    if (for_file) shown = std::max(shown, o_.top.value_or(SIZE_MAX));
-    sampler_.arrange(rows, {view_.key, view_.reverse, 0, shown, view_.pss, view_.threads});
-    if (o_.top && rows.size() > *o_.top) rows.resize(*o_.top);
+  // Rows that may be shown: all of them, or the first --top.
+  size_t row_limit() const { return std::min(sample_.processes.size(), o_.top.value_or(SIZE_MAX)); }
+
+  // Sorts every row (so a new key sees them all) and fills those on screen.
+  void arrange() {
     clamp_offset();
+    size_t shown = std::min(body_lines(), row_limit() - std::min(offset_, row_limit()));
+    sampler_.arrange(sample_.processes, {view_.key, view_.reverse, offset_, shown, view_.pss, view_.threads});
   }
 
   void clamp_offset() {
-    size_t n = sample_.processes.size();
+    size_t n = row_limit();
     if (offset_ >= n) offset_ = n ? n - 1 : 0;
   }
 
@@ -115,7 +118,7 @@ class ScreenState {
     put(3, header, A_REVERSE);
     int y = kHeaderLines;
     auto& rows = sample_.processes;
-    for (size_t i = offset_; i < rows.size() && y < LINES; ++i) {
+    for (size_t i = offset_; i < row_limit() && y < LINES; ++i) {
       const auto& r = rows[i];
       attr_t attr = A_NORMAL;
       if (r.trend.suspect()) attr = A_BOLD | (has_colors() ? COLOR_PAIR(kSuspectPair) : A_NORMAL);
@@ -132,7 +135,7 @@ class ScreenState {
   // Returns false when the user asked to quit.
   bool handle_key(int ch, bool& sample_now) {
     size_t page = std::max<size_t>(body_lines(), 1);
-    size_t n = sample_.processes.size();
+    size_t n = row_limit();
     const auto& keys = sort_key_names();
     size_t k = static_cast<size_t>(view_.key);
     switch (ch) {
