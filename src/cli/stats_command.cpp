@@ -1,6 +1,8 @@
 // `ptmem stats`: options -> stats::StatsOptions -> stats::run_stats.  Every check that can
 // be made before sampling is a CLI11 validator, so a bad value is a one-line error with
 // exit status 2 (main.cpp), never a half-started run.
+#include <charconv>
+#include <cstdint>
 #include <fmt/format.h>
 
 #include "ptmem/cli/command.hpp"
@@ -47,6 +49,20 @@ CLI::Validator regex_validator() {
       "REGEX");
 }
 
+// CLI11's PositiveNumber prints a 300-digit range; say it plainly.
+CLI::Validator positive_integer() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        uint64_t n = 0;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n, 10);
+        if (value.empty() || ec != std::errc() || p != value.data() + value.size() || n == 0 ||
+            n > uint64_t(INT32_MAX))
+          return fmt::format("'{}' is not a positive integer", value);
+        return {};
+      },
+      "N");
+}
+
 std::string join(const std::vector<std::string_view>& names) {
   std::string out;
   for (auto n : names) out += (out.empty() ? "" : "|") + std::string(n);
@@ -69,11 +85,10 @@ Subcommand add_stats_command(CLI::App& root) {
       ->check(CLI::IsMember(sort_names))
       ->capture_default_str();
   app->add_flag("--reverse", args->reverse, "Reverse the sort order");
-  app->add_option("--top", args->top, "Show only the first N processes")
-      ->check(CLI::PositiveNumber);
+  app->add_option("--top", args->top, "Show only the first N processes")->check(positive_integer());
   app->add_option("--pid", args->pids, "Only these processes (comma-separated list)")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   app->add_option("--user", args->user, "Only processes of this user (name or uid)")
       ->check(user_validator());
   app->add_option("--name", args->name,
@@ -82,7 +97,7 @@ Subcommand add_stats_command(CLI::App& root) {
   app->add_option("--interval", args->interval, "Time between samples (us, ms, s, m)")
       ->check(duration_validator())
       ->capture_default_str();
-  app->add_option("--count", args->count, "Take N samples, then exit")->check(CLI::PositiveNumber);
+  app->add_option("--count", args->count, "Take N samples, then exit")->check(positive_integer());
   app->add_flag("--batch", args->batch, "Append one block per sample, even on a terminal");
   app->add_option("--format", args->format, "Output format: table|csv|json")
       ->check(CLI::IsMember({"table", "csv", "json"}))

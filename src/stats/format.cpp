@@ -21,9 +21,8 @@ Json json_or_null(const std::optional<T>& v) {
 }
 
 template <typename T>
-std::string cell(const std::optional<T>& v, std::string (*fmt_fn)(uint64_t) = nullptr) {
+std::string cell(const std::optional<T>& v) {
   if (!v) return "-";
-  if (fmt_fn) return fmt_fn(static_cast<uint64_t>(*v));
   return fmt::format("{}", *v);
 }
 

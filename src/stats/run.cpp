@@ -64,7 +64,11 @@ int run_stats(const StatsOptions& o) {
     out.open("-", &error);
     sink = &out;
   }
-  if (sink && !sink->append(writer->begin())) return 0;
+  if (sink && !sink->append(writer->begin())) {
+    if (sink == &out) return 0;  // stdout already closed by its reader
+    fmt::print(stderr, "ptmem: cannot write '{}'\n", o.output);
+    return 1;
+  }
 
   Sampler sampler(o.sampler);
   if (screen) return run_full_screen(sampler, o, sink, sink ? writer.get() : nullptr);
