@@ -101,7 +101,9 @@ int run_trace(TraceArgs& a, bool launch) {
   }
   pid_t pid = session.outcome().pid;
   if (launch) fmt::print(stderr, "ptmem: tracing {}\n", pid);
-  else fmt::print(stderr, "ptmem: attached to process {} ({} threads)\n", pid, session.thread_count());
+  else
+    fmt::print(stderr, "ptmem: attached to process {} ({} thread{})\n", pid, session.thread_count(),
+               session.thread_count() == 1 ? "" : "s");
 
   session.run();
   const auto& out = session.outcome();

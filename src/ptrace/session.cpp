@@ -366,6 +366,18 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     step_over(t, self_bp, regs);
     return;
   }
+  if (!p.trampoline && p.record && !t.foreign) {
+    // Attached while every thread was in group-stop: no thread could map the scratch page
+    // then.  This one runs, so finish the job (the table may grow: work on a copy).
+    Breakpoint self_bp = bp;
+    install_hooks(p, t);
+    if (p.trampoline) {
+      on_breakpoint(t, self_bp, regs);
+      return;
+    }
+    step_over(t, self_bp, regs);
+    return;
+  }
   const track::TracedFunction& fn = track::traced_functions()[static_cast<size_t>(bp.function)];
   if (g_debug)
     fmt::print(stderr, "[ptmem] {}: {} at {:#x} sp {:#x} plan {} '{}'\n", t.tid(), fn.name, bp.address,
