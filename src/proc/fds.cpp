@@ -1,4 +1,5 @@
 #include "ptmem/proc/fds.hpp"
+#include "ptmem/proc/kb_lines.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -115,14 +116,8 @@ std::string decode_open_flags(uint32_t flags) {
 
 FdInfo parse_fdinfo(std::string_view text) {
   FdInfo info;
-  while (!text.empty()) {
-    auto nl = text.find('\n');
-    auto line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    auto key = line.substr(0, colon);
-    auto value = trim(line.substr(colon + 1));
+  for_each_key_line(text, [&](std::string_view key, std::string_view raw) {
+    auto value = trim(raw);
     if (key == "flags") {
       uint32_t f = 0;
       if (parse_num(value, f, 8)) info.flags = f;
@@ -131,7 +126,7 @@ FdInfo parse_fdinfo(std::string_view text) {
     } else if (key == "ino") {
       parse_num(value, info.inode, 10);
     }
-  }
+  });
   return info;
 }
 

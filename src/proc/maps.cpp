@@ -1,4 +1,5 @@
 #include "ptmem/proc/maps.hpp"
+#include "ptmem/proc/kb_lines.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -138,19 +139,11 @@ std::optional<Auxv> read_auxv(pid_t pid, const std::string& root) {
 
 std::optional<Status> parse_status(std::string_view text) {
   Status s;
-  bool saw_name = false, saw_vm = false;
-  while (!text.empty()) {
-    auto nl = text.find('\n');
-    auto line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    auto key = line.substr(0, colon);
-    auto value = trim(line.substr(colon + 1));
+  bool saw_name = false, saw_vm = false, saw_uid = false;
+  for_each_key_line(text, [&](std::string_view key, std::string_view raw) {
+    auto value = trim(raw);
     auto kb = [&](std::optional<uint64_t>& out) {
-      auto sp = value.find(' ');
-      uint64_t v;
-      if (parse_dec(value.substr(0, sp), v)) out = v;
+      out = parse_kb_value(raw);  // "12 kB" only: a line cut before its unit stays unknown
       saw_vm = true;
     };
     if (key == "Name") { s.name = std::string(value); saw_name = true; }
@@ -159,7 +152,7 @@ std::optional<Status> parse_status(std::string_view text) {
     else if (key == "Pid") parse_dec(value, s.pid);
     else if (key == "PPid") parse_dec(value, s.ppid);
     else if (key == "TracerPid") parse_dec(value, s.tracer_pid);
-    else if (key == "Uid") parse_dec(value.substr(0, value.find_first_of(" \t")), s.uid);
+    else if (key == "Uid") saw_uid = parse_dec(value.substr(0, value.find_first_of(" \t")), s.uid);
     else if (key == "Threads") { uint32_t t; if (parse_dec(value, t)) s.threads = t; }
     else if (key == "Kthread") s.kernel_thread = value == "1";
     else if (key == "VmSize") kb(s.vm_size_kb);
@@ -168,8 +161,9 @@ std::optional<Status> parse_status(std::string_view text) {
     else if (key == "RssFile") kb(s.rss_file_kb);
     else if (key == "RssShmem") kb(s.rss_shmem_kb);
     else if (key == "VmSwap") kb(s.vm_swap_kb);
-  }
-  if (!saw_name) return std::nullopt;
+  });
+  // A status without its Uid line is truncated: not trusted (uid 0 would mean root).
+  if (!saw_name || !saw_uid) return std::nullopt;
   // Kernels before 6.0 have no "Kthread:" line; a kernel thread has no mm, so no Vm* lines.
   if (!saw_vm && s.state != 'Z' && s.state != 'X') s.kernel_thread = true;
   return s;
