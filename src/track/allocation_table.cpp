@@ -152,56 +152,43 @@ AllocationTable::PackedBlock AllocationTable::pack(const Block& b) {
 
 size_t AllocationTable::slots_for(unsigned level, size_t shard) {
   double exact = kMinSlots * std::pow(kGrowth, level + static_cast<double>(shard) / kShards);
-  auto slots = static_cast<size_t>(std::ceil(exact));
-  size_t bytes = slots * sizeof(PackedBlock);
-  if (bytes >= kMapBytes) {
-    // Fill whole pages (nearest page count): a mapped array wastes no tail.
-    const size_t page = page_size();
-    size_t pages = std::max((bytes + page / 2) / page, kMapBytes / page);
-    slots = pages * page / sizeof(PackedBlock);
-  }
-  return slots;
-}
-
-size_t AllocationTable::array_bytes(size_t capacity) {
-  size_t bytes = capacity * sizeof(PackedBlock);
-  size_t mapped = round_up(bytes, page_size());
-  return mapped >= kMapBytes ? mapped : bytes;
+  return static_cast<size_t>(std::ceil(exact));
 }
 
 AllocationTable::PackedBlock* AllocationTable::allocate(size_t capacity) {
   // Zeroed memory is an array of empty slots (key 0).
-  size_t bytes = capacity * sizeof(PackedBlock);
-  if (array_bytes(capacity) >= kMapBytes) {
-    void* p = mmap(nullptr, array_bytes(capacity), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    return static_cast<PackedBlock*>(p);
-  }
-  void* p = std::calloc(1, bytes);
+  void* p = std::calloc(capacity, sizeof(PackedBlock));
   if (!p) throw std::bad_alloc();
   return static_cast<PackedBlock*>(p);
 }
 
 void AllocationTable::release(PackedBlock* slots, size_t capacity) {
   if (!slots) return;
-  if (array_bytes(capacity) >= kMapBytes)
-    munmap(slots, array_bytes(capacity));
-  else
-    std::free(slots);
+  // glibc keeps a freed chunk in its heap, resident, until something reuses it; the arrays
+  // of earlier sizes would add up to twice the live ones (VmHWM keeps them).  So the
+  // array's whole pages go back to the kernel first.  They are still ours, and free()
+  // writes only the chunk's first and last bytes (list links, boundary tags), hence the
+  // margins.  glibc's malloc_trim releases free chunks' pages the same way.
+  const size_t page = page_size();
+  const auto start = reinterpret_cast<uintptr_t>(slots);
+  const uintptr_t begin = round_up(start + 64, page);
+  const uintptr_t end = (start + capacity * sizeof(PackedBlock) - 64) / page * page;
+  if (capacity * sizeof(PackedBlock) > 128 + page && end > begin)
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  std::free(slots);
 }
 
 void AllocationTable::resize(Shard& s, unsigned level) {
   const size_t index = static_cast<size_t>(&s - shards_.get());
   const size_t capacity = slots_for(level, index);
   PackedBlock* fresh = allocate(capacity);
-  const size_t fresh_bytes = array_bytes(capacity);
+  const size_t fresh_bytes = capacity * sizeof(PackedBlock);
   // The one moment two arrays of a shard are held: the table's transient peak.
   peak_bytes_ = std::max(peak_bytes_, memory_usage() + fresh_bytes);
   for (size_t i = 0; i < s.capacity; ++i)
     if (s.slots[i].key != 0) place(fresh, capacity, s.slots[i]);
   release(s.slots, s.capacity);
-  slot_bytes_ = slot_bytes_ - array_bytes(s.capacity) + fresh_bytes;
+  slot_bytes_ = slot_bytes_ - s.capacity * sizeof(PackedBlock) + fresh_bytes;
   s.slots = fresh;
   s.capacity = capacity;
   s.level = level;

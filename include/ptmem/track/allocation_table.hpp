@@ -16,17 +16,18 @@
 //  - The key stored is not the address but a bijective 48-bit hash of it (unpack() inverts
 //    it): probing compares and orders hashes without rehashing each entry it passes, and
 //    the hash of address 0 is 0, which marks an empty slot (no real block is at 0).
-//  - 64 shards chosen by hash bits, each grown by 1.5x at load 0.9 (shrunk below 0.25), so
-//    a rehash only ever holds one shard's old and new arrays: +1/64 of the table at most.
+//  - 64 shards chosen by hash bits, each grown by 1.5x at load 0.9 (and shrunk back to at
+//    most 0.6 below 0.25), so a rehash only ever holds one shard's old and new arrays: the
+//    transient is one shard's old array, about 1/100 of the table.
 //  - Staggered capacities: shard i's capacities are 4 * 1.5^(level + i/64), so the shards,
 //    which hold about the same number of entries, do not all grow at the same moment.  The
 //    table's load is then not a sawtooth between 0.6 and 0.9 but about their logarithmic
 //    mean at every size: ~24 / 0.73 = 33 bytes per block (24 / 0.6 = 40 would be the
 //    sawtooth's worst).  Capacities are not powers of two: the home slot is mapped with a
 //    multiply (hash * capacity >> 48), which needs no division.
-//  - Arrays of 64 KiB and more are mmap'ed directly, sized to whole pages, so a freed old
-//    array goes back to the kernel at once instead of staying resident as a malloc hole
-//    (the bench measures VmHWM, which would keep such holes).
+//  - A replaced array's pages are given back to the kernel before free(), or glibc would
+//    keep them resident as heap holes: every earlier size of every shard, up to twice the
+//    live arrays (the bench measures VmHWM, which would keep them).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -54,7 +55,6 @@ class AllocationTable {
   /// The packed form.  Exposed so tests can assert its size.  key == 0: empty slot.
   struct PackedBlock {
     uint64_t key : 48;  ///< hash_address(address), a bijection
-
     uint64_t stack_lo : 16;
     uint64_t size : 48;
     uint64_t stack_hi : 16;
@@ -74,8 +74,6 @@ class AllocationTable {
   static uint64_t unhash_address(uint64_t key);
 
   static constexpr size_t kShards = 64;
-  /// Arrays at least this big are mmap'ed (whole pages) rather than malloc'ed.
-  static constexpr size_t kMapBytes = 64 * 1024;
 
   AllocationTable() = default;
   AllocationTable(const AllocationTable& other);
@@ -95,8 +93,7 @@ class AllocationTable {
   bool empty() const { return size() == 0; }
   /// Removes every block and gives all memory back.
   void clear();
-  /// Bytes held by the table now: slot arrays (page-rounded when mmap'ed), shard headers,
-  /// side table.
+  /// Bytes held by the table now: slot arrays, shard headers, side table.
   size_t memory_usage() const;
   /// The highest memory_usage() ever reached, counting the moment of each shard's growth
   /// when its old and new arrays are both held (the side table's own growth excluded).
@@ -127,7 +124,6 @@ class AllocationTable {
   static bool fits(const Block& b);
   static PackedBlock pack(const Block& b);
   static size_t slots_for(unsigned level, size_t shard);
-  static size_t array_bytes(size_t capacity);
   static PackedBlock* allocate(size_t capacity);
   static void release(PackedBlock* slots, size_t capacity);
 
@@ -141,7 +137,7 @@ class AllocationTable {
 
   std::unique_ptr<Shard[]> shards_;  // kShards of them, allocated on the first packed insert
   size_t packed_count_ = 0;
-  size_t slot_bytes_ = 0;  // sum of array_bytes over the shards
+  size_t slot_bytes_ = 0;  // capacity * sizeof(PackedBlock), summed over the shards
   size_t peak_bytes_ = 0;
   absl::flat_hash_map<uint64_t, Block> wide_;
 };
