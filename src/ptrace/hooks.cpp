@@ -28,7 +28,6 @@ constexpr uint64_t kHighest = 0x7ffffffff000ull;
 constexpr uint64_t kRDebugMap = 8;
 constexpr uint64_t kRDebugState = 24;
 constexpr uint64_t kLinkMapAddr = 0;
-constexpr uint64_t kLinkMapName = 8;
 constexpr uint64_t kLinkMapNext = 24;
 
 uint64_t distance(uint64_t a, uint64_t b) { return a > b ? a - b : b - a; }
@@ -108,8 +107,6 @@ std::optional<uint64_t> Session::Impl::inject_syscall(Process& p, Thread& t, lon
   }
   p.mem.write(p.entry_point, original, sizeof original);
   set_regs(t.tid(), saved);
-  if (std::getenv("PTMEM_DEBUG"))
-    fmt::print(stderr, "[ptmem] {}: injected syscall {} -> {:#x}\n", t.tid(), nr, result.value_or(0));
   return result;
 }
 

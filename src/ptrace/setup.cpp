@@ -23,11 +23,6 @@ namespace {
 constexpr long kOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
                           PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT;
 
-std::string signal_name(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
-}
-
 // "PROGRAM" as execvp would find it.
 std::optional<std::string> resolve_program(const std::string& name, std::string* error) {
   auto check = [&](const std::string& path) -> int {
@@ -363,7 +358,5 @@ void Session::Impl::detach(Process& p) {
   p.threads.clear();
   self.outcome_.detached = true;
 }
-
-std::string describe_signal(int sig) { return signal_name(sig); }
 
 }  // namespace ptmem::ptrace
