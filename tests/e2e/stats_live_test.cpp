@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -292,24 +293,35 @@ TEST_CASE("stats: -o FILE holds whole JSON lines while the run goes on, and noth
   std::string file = dir + "/samples.json";
   Child stats({bin(), "stats", "--batch", "--format", "json", "--pid", std::to_string(grow.pid()),
                "--interval", "20ms", "--count", "1000", "-o", file});
-  // Read the file while ptmem appends to it, as often as we can for up to 20 s: every
-  // read must end on a complete line.
+  // Read the file while ptmem appends to it, as often as we can for up to 20 s. Every
+  // sample is appended with one write(2), but Linux raises a file's size page by page
+  // during a write, so a read that races a write may end inside the newest line. What
+  // must hold: everything up to the last newline is whole samples in order, and a tail
+  // without a newline is the start of the line that the next reads show complete.
   size_t lines = 0;
+  std::map<size_t, std::string> partial;  // line number -> unfinished tail seen
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (lines < 10 && std::chrono::steady_clock::now() < deadline) {
     auto text = read_text_file(file);
-    if (text.empty()) {
-      std::this_thread::sleep_for(1ms);
-      continue;
-    }
-    REQUIRE(text.back() == '\n');
-    std::istringstream in(text);
+    size_t end = text.rfind('\n');
+    if (end == std::string::npos) end = 0; else ++end;
+    std::istringstream in(text.substr(0, end));
     std::string line;
     lines = 0;
     while (std::getline(in, line)) {
       auto j = json::parse(line);
       CHECK(j["sample"] == ++lines);
+      auto it = partial.find(lines);
+      if (it != partial.end()) {
+        CHECK(line.starts_with(it->second));
+        partial.erase(it);
+      }
     }
+    if (end < text.size()) {
+      CHECK(text[end] == '{');
+      partial[lines + 1] = text.substr(end);
+    }
+    if (text.empty()) std::this_thread::sleep_for(1ms);
   }
   CHECK(lines >= 10);
   stats.signal(SIGTERM);
