@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <utility>
 
 #include "session_impl.hpp"
 
@@ -182,6 +183,23 @@ void Session::Impl::loop() {
       if (self.on_tick) self.on_tick();
     }
     int status;
+    if (job_stop) {
+      // The program stopped for job control: once every stop reported so far is handled
+      // (its threads are listening for SIGCONT), stop ptmem too, so the shell sees the job
+      // stop.  We return from this once fg or bg continues us.
+      pid_t tid = ::waitpid(-1, &status, __WALL | WNOHANG);
+      if (tid > 0) {
+        handle(tid, status);
+        continue;
+      }
+      int sig = std::exchange(job_stop, 0);
+      if (tid == 0) {
+        for (auto& [_, thread] : main->threads)
+          if (!thread->group_stopped) thread->stale_group_stop = true;
+        terminal.mirror_stop(sig);
+      }
+      continue;
+    }
     pid_t tid = ::waitpid(-1, &status, __WALL);
     if (tid < 0) {
       if (errno == EINTR) continue;
@@ -191,6 +209,7 @@ void Session::Impl::loop() {
   }
   tv = {};
   setitimer(ITIMER_REAL, &tv, nullptr);
+  terminal.take_back();
 }
 
 void Session::Impl::handle(pid_t tid, int status) {
@@ -214,6 +233,7 @@ void Session::Impl::handle(pid_t tid, int status) {
 
 void Session::Impl::handle_stop(Thread& t, int status) {
   t.stopped = true;
+  bool stale_stop = std::exchange(t.stale_group_stop, false);
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   if (g_debug) fmt::print(stderr, "[ptmem] {}: stop sig {} event {}\n", t.tid(), sig, event);
@@ -235,6 +255,9 @@ void Session::Impl::handle_stop(Thread& t, int status) {
     case PTRACE_EVENT_STOP:
       if (is_stop_signal(sig)) {
         // Group-stop: stay stopped (as without ptmem) but able to report SIGCONT.
+        if (!t.group_stopped && !stale_stop && sig != SIGSTOP && terminal.active() &&
+            &t.process() == main.get())
+          job_stop = sig;
         t.group_stopped = true;
         resume(t);
       } else {

@@ -17,6 +17,7 @@
 #include "ptmem/track/decoders.hpp"
 #include "ptmem/track/events.hpp"
 #include "ptmem/track/stack_table.hpp"
+#include "terminal.hpp"
 
 namespace ptmem::ptrace {
 
@@ -44,6 +45,8 @@ struct Session::Impl {
   bool quiescing = false;   ///< stopping everything: resume() leaves threads stopped
   bool launched = false;
   bool final_state_taken = false;
+  Terminal terminal;        ///< job control of a program launched on a terminal
+  int job_stop = 0;         ///< the launched program stopped for job control with this signal
   std::chrono::steady_clock::time_point start;
   std::chrono::steady_clock::time_point next_tick;
 

@@ -122,11 +122,13 @@ std::optional<std::string> Session::Impl::launch(const std::vector<std::string>&
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  terminal.prepare();
   pid_t pid = ::fork();
   if (pid < 0) return fmt::format("fork: {}", std::strerror(errno));
   if (pid == 0) {
     ::close(errpipe[0]);
     ::signal(SIGPIPE, SIG_DFL);
+    terminal.in_child();
     ::raise(SIGSTOP);  // wait here until the parent has seized us
     ::execv(path->c_str(), args.data());
     int e = errno;
@@ -150,6 +152,7 @@ std::optional<std::string> Session::Impl::launch(const std::vector<std::string>&
   main->command = argv[0];
   launched = true;
   Thread& t = add_thread(*main, pid);
+  terminal.hand_over(pid);
   ::kill(pid, SIGCONT);
 
   // Run the child up to its execve: the seize may show the SIGSTOP as a group-stop and
@@ -163,6 +166,7 @@ std::optional<std::string> Session::Impl::launch(const std::vector<std::string>&
       ::close(errpipe[0]);
       forget_thread(pid);
       main.reset();
+      terminal.take_back();
       return fmt::format("cannot execute {}: {}", argv[0], got ? std::strerror(e) : "it died");
     }
     int event = status >> 16;

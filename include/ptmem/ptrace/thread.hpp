@@ -28,6 +28,9 @@ class Thread {
 
   bool stopped = false;        ///< in a ptrace-stop we have not resumed from
   bool group_stopped = false;  ///< in group-stop: resume with PTRACE_LISTEN
+  /// ptmem mirrored a job stop before this thread reported it: if its next report is that
+  /// group-stop, it is stale (the stop is already over), not a new stop to mirror.
+  bool stale_group_stop = false;
   bool exiting = false;        ///< PTRACE_EVENT_EXIT seen
   int pending_signal = 0;      ///< to deliver at the next resume / detach
   bool foreign = false;        ///< a vfork child borrowing the address space: step, don't record
