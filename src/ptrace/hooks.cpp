@@ -255,6 +255,41 @@ void Session::Impl::refresh_modules(Process& p, Thread& t) {
   install_hooks(p, t);
 }
 
+// An int3 at |addr| with its way past planned: a relocated copy when the instruction allows
+// one, else emulation, else (logged with -v) stop-the-world.
+void Session::Impl::plant(Process& p, Thread& t, uint64_t addr, Breakpoint::Kind kind, int function,
+                          std::string_view name) {
+  uint8_t code[16] = {};
+  size_t n = p.mem.read_partial(addr, code, sizeof code);
+  if (n == 0) return;
+  p.breakpoints.mask(addr, code, n);
+  Breakpoint bp;
+  bp.address = addr;
+  bp.kind = kind;
+  bp.original = code[0];
+  bp.function = function;
+  bp.plan = planner.plan(addr, std::span<const uint8_t>(code, n));
+  bp.tail_jump = bp.plan.text.starts_with("jmp ");
+  // A relocated copy costs the target nothing beyond the stop, while emulating a push or
+  // a memory compare costs a syscall into its memory at every hit: prefer the copy.
+  const auto planned = bp.plan.kind;
+  if (planned == arch::StepPlan::Kind::Emulate && bp.plan.displaceable)
+    bp.plan.kind = arch::StepPlan::Kind::Displaced;
+  if (bp.plan.kind == arch::StepPlan::Kind::Displaced) {
+    auto slot = scratch_slot(p, t, addr, arch::kMaxDisplacedSize);
+    auto bytes = slot ? arch::build_displaced(bp.plan, *slot) : std::nullopt;
+    if (bytes && p.mem.write(*slot, bytes->data(), bytes->size())) {
+      bp.displaced_slot = *slot;
+      bp.displaced_length = bp.plan.length;
+    } else {
+      bp.plan.kind = planned == arch::StepPlan::Kind::Emulate ? planned : arch::StepPlan::Kind::Unsupported;
+    }
+  }
+  if (bp.plan.kind == arch::StepPlan::Kind::Unsupported && opt.verbose)
+    fmt::print(stderr, "ptmem: {}: '{}' is stepped over with all threads stopped\n", name, bp.plan.text);
+  p.breakpoints.insert(p.mem, std::move(bp));
+}
+
 void Session::Impl::install_hooks(Process& p, Thread& t) {
   auto functions = track::traced_functions();
   if (p.hooked.size() != functions.size()) p.hooked.assign(functions.size(), false);
@@ -270,52 +305,42 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
     if (slot && p.mem.write(*slot, &kInt3, 1)) p.trampoline = *slot;
     else if (opt.verbose) fmt::print(stderr, "ptmem: cannot map a scratch page into {}\n", p.pid());
   }
+  // The module that provides malloc (first in the search order): allocator_only rows are
+  // hooked only there.
+  const symbols::Module* allocator = nullptr;
+  for (auto& mi : order) {
+    bool ifunc = false;
+    if (mi.elf->function("malloc", &ifunc) && !ifunc) { allocator = mi.module; break; }
+  }
   for (size_t i = 0; i < functions.size(); ++i) {
     const auto& fn = functions[i];
     if (p.hooked[i]) continue;
     if (fn.family == track::Family::Alloc && !opt.track_alloc) continue;
     if (fn.family == track::Family::Fd && !opt.track_fds) continue;
     std::optional<uint64_t> addr;
+    const symbols::Module* provider = nullptr;
     for (auto& mi : order) {
       bool ifunc = false;
       if (auto v = mi.elf->function(fn.name, &ifunc); v && !ifunc) {
         addr = mi.bias + *v;
+        provider = mi.module;
         break;
       }
     }
     if (!addr) continue;
     p.hooked[i] = true;
+    if (fn.allocator_only && provider != allocator) continue;
     if (p.breakpoints.contains(*addr)) continue;  // an alias of a row already hooked
-    uint8_t code[16] = {};
-    size_t n = p.mem.read_partial(*addr, code, sizeof code);
-    if (n == 0) continue;
-    p.breakpoints.mask(*addr, code, n);
-    Breakpoint bp;
-    bp.address = *addr;
-    bp.kind = Breakpoint::Kind::Function;
-    bp.original = code[0];
-    bp.function = static_cast<int>(i);
-    bp.plan = planner.plan(*addr, std::span<const uint8_t>(code, n));
-    // A relocated copy costs the target nothing beyond the stop, while emulating a push or
-    // a memory compare costs a syscall into its memory at every hit: prefer the copy.
-    const auto planned = bp.plan.kind;
-    if (planned == arch::StepPlan::Kind::Emulate && bp.plan.displaceable)
-      bp.plan.kind = arch::StepPlan::Kind::Displaced;
-    if (bp.plan.kind == arch::StepPlan::Kind::Displaced) {
-      auto slot = scratch_slot(p, t, *addr, arch::kMaxDisplacedSize);
-      auto bytes = slot ? arch::build_displaced(bp.plan, *slot) : std::nullopt;
-      if (bytes && p.mem.write(*slot, bytes->data(), bytes->size())) {
-        bp.displaced_slot = *slot;
-        bp.displaced_length = bp.plan.length;
-      } else {
-        bp.plan.kind = planned == arch::StepPlan::Kind::Emulate ? planned
-                                                                 : arch::StepPlan::Kind::Unsupported;
-      }
-    }
-    if (bp.plan.kind == arch::StepPlan::Kind::Unsupported && opt.verbose)
-      fmt::print(stderr, "ptmem: {}: '{}' is stepped over with all threads stopped\n", fn.name,
-                 bp.plan.text);
-    p.breakpoints.insert(p.mem, std::move(bp));
+    plant(p, t, *addr, Breakpoint::Kind::Function, static_cast<int>(i), fn.name);
+  }
+  // The unwinder's entry points, in every module that has its own copy (libgcc_s, or
+  // libgcc_eh linked into a static program or a library): a C++ exception or a thread
+  // cancellation must never meet our trampoline as a return address.
+  if (p.trampoline) {
+    for (auto& mi : order)
+      for (const char* name : {"_Unwind_RaiseException", "_Unwind_ForcedUnwind"})
+        if (auto v = mi.elf->function(name); v && !p.breakpoints.contains(mi.bias + *v))
+          plant(p, t, mi.bias + *v, Breakpoint::Kind::Unwind, -1, name);
   }
   p.hooks_installed = true;
 }

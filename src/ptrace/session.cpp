@@ -318,6 +318,21 @@ void Session::Impl::handle_sigtrap(Thread& t) {
   resume(t, SIGTRAP);  // not ours: the program's own SIGTRAP
 }
 
+// Puts back the return addresses this thread's pending calls had replaced (where the slot
+// still holds our trampoline: the frame is live) and forgets those calls.  |unwound|: the
+// calls will never return (an exception or a cancellation goes through them), so an
+// allocation among them failed, as a NULL from malloc would have.
+void Session::Impl::restore_return_addresses(Thread& t, bool unwound) {
+  Process& p = t.process();
+  for (auto& r : t.returns) {
+    uint64_t slot = 0;
+    if (p.mem.read(r.entry_sp, &slot, 8) && slot == p.trampoline)
+      p.mem.write(r.entry_sp, &r.return_address, 8);
+    if (unwound && r.call.fn->family == track::Family::Alloc) sink.on_failed_alloc(t.tid());
+  }
+  t.returns.clear();
+}
+
 bool Session::Impl::inside_call(Thread& t, track::Family family, uint64_t sp) {
   Process& p = t.process();
   for (size_t i = t.returns.size(); i-- > 0;) {
@@ -381,6 +396,18 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     resume(t);
     return;
   }
+  if (bp.kind == Breakpoint::Kind::Unwind) {
+    // A C++ exception or a thread cancellation is about to walk this thread's stack.  An
+    // unwinder that met our trampoline as a return address would find no unwind info
+    // there: std::terminate for a throw, cleanup handlers skipped for a cancellation.  So
+    // the real return addresses go back now, and the calls they belonged to are forgotten:
+    // the one that throws (operator new's bad_alloc) or is cancelled (a blocked accept)
+    // never returns.
+    restore_return_addresses(t, true);
+    Breakpoint self_bp = bp;
+    step_over(t, self_bp, regs);
+    return;
+  }
   if (bp.kind == Breakpoint::Kind::DebugState) {
     if (g_debug) fmt::print(stderr, "[ptmem] {}: r_brk, plan {} '{}'\n", t.tid(), static_cast<int>(bp.plan.kind), bp.plan.text);
     // Installing hooks grows the breakpoint table and invalidates |bp|: keep a copy.
@@ -406,6 +433,9 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     fmt::print(stderr, "[ptmem] {}: {} at {:#x} sp {:#x} plan {} '{}'\n", t.tid(), fn.name, bp.address,
                regs.sp(), static_cast<int>(bp.plan.kind), bp.plan.text);
   bool wanted = fn.family == track::Family::Alloc ? opt.track_alloc : opt.track_fds;
+  if (auto tail = std::exchange(t.tail_call, std::nullopt);
+      tail && tail->sp == regs.sp() && tail->arg0 == regs.arg(0))
+    wanted = false;  // the tail jump of the call just recorded
   if (wanted && p.record && !t.foreign && p.trampoline && !inside_call(t, fn.family, regs.sp())) {
     track::CallRecord call;
     call.fn = &fn;
@@ -425,6 +455,7 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
         t.returns.push_back({regs.sp(), ret, bp.address, call});
     } else {
       track::decode_result(call, p.mem, sink);
+      if (bp.tail_jump) t.tail_call = Thread::TailCall{regs.sp(), regs.arg(0)};
     }
   }
   step_over(t, bp, regs);

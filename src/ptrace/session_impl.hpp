@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ptmem/arch/registers.hpp"
@@ -71,6 +72,7 @@ struct Session::Impl {
   void step_over(Thread& t, const Breakpoint& bp, arch::Registers& regs);
   bool step_in_place(Thread& t, const Breakpoint& bp, arch::Registers& regs);
   bool inside_call(Thread& t, track::Family family, uint64_t sp);
+  void restore_return_addresses(Thread& t, bool unwound = false);
   track::StackId capture_stack(Thread& t, const arch::Registers& regs, uint64_t function_address,
                                bool at_return = false);
   void flush_pending_traps(Process& p);
@@ -92,6 +94,7 @@ struct Session::Impl {
   bool setup_image(Process& p, Thread& t, bool at_exec);
   void refresh_modules(Process& p, Thread& t);
   void install_hooks(Process& p, Thread& t);
+  void plant(Process& p, Thread& t, uint64_t addr, Breakpoint::Kind kind, int function, std::string_view name);
   std::optional<uint64_t> scratch_slot(Process& p, Thread& t, uint64_t near, uint64_t size);
   std::optional<uint64_t> inject_syscall(Process& p, Thread& t, long nr, std::array<uint64_t, 6> args);
   void remove_scratch(Process& p, Thread& t);

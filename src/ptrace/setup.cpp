@@ -345,13 +345,7 @@ void Session::Impl::detach(Process& p) {
         break;
       }
     }
-    // Return addresses we replaced go back, where the frame is still live.
-    for (auto& r : t->returns) {
-      uint64_t slot = 0;
-      if (p.mem.read(r.entry_sp, &slot, 8) && slot == p.trampoline)
-        p.mem.write(r.entry_sp, &r.return_address, 8);
-    }
-    t->returns.clear();
+    restore_return_addresses(*t);
   }
   p.breakpoints.remove_all(p.mem);
   if (worker) remove_scratch(p, *worker);

@@ -143,14 +143,14 @@ bool load_report(const std::string& path, Json& out, std::string* error) {
 }
 
 TraceRun launch_traced(const std::vector<std::string>& program, const std::vector<std::string>& options,
-                       std::chrono::milliseconds timeout) {
+                       std::chrono::milliseconds timeout, const std::vector<std::string>& env) {
   TraceRun r;
   r.report_path = temp_dir() + "/report.json";
   std::vector<std::string> argv{ptmem(), "launch", "--format", "json", "-o", r.report_path};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back("--");
   argv.insert(argv.end(), program.begin(), program.end());
-  auto res = run(argv, timeout);
+  auto res = run(argv, timeout, env);
   r.status = res.status;
   r.out = res.out;
   r.err = res.err;

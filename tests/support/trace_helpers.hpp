@@ -47,9 +47,11 @@ struct TraceRun {
 };
 
 /// `ptmem launch --format json -o TMP/report.json OPTIONS -- PROGRAM...`, to completion.
+/// |env|: extra "NAME=value" entries for ptmem, which the program inherits.
 TraceRun launch_traced(const std::vector<std::string>& program,
                        const std::vector<std::string>& options = {},
-                       std::chrono::milliseconds timeout = std::chrono::seconds(120));
+                       std::chrono::milliseconds timeout = std::chrono::seconds(120),
+                       const std::vector<std::string>& env = {});
 
 /// Reads and parses a JSON report.
 bool load_report(const std::string& path, Json& out, std::string* error);

@@ -18,6 +18,7 @@ struct Breakpoint {
     Function,    ///< entry of a traced function (track::traced_functions()[function])
     DebugState,  ///< the dynamic linker's r_brk: library list changed
     Entry,       ///< one-shot at a static program's entry: hooks go in from a normal stop
+    Unwind,      ///< entry of the unwinder (C++ throw, thread cancellation): see session.cpp
   };
   uint64_t address = 0;
   Kind kind = Kind::Function;
@@ -26,6 +27,9 @@ struct Breakpoint {
   arch::StepPlan plan;
   uint64_t displaced_slot = 0;    ///< for Displaced plans: where the relocated copy lives
   uint8_t displaced_length = 0;   ///< length of the relocated instruction in the slot
+  /// The function starts with a jmp: its body is a tail call (jemalloc's operator delete
+  /// is `jmp free`), so the traced function it may reach is the same call, not a new one.
+  bool tail_jump = false;
 };
 
 class BreakpointTable {

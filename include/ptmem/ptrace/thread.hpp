@@ -2,6 +2,7 @@
 // is inside of whose return we are waiting for.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <sys/types.h>
 #include <vector>
 
@@ -31,6 +32,13 @@ class Thread {
   /// ptmem mirrored a job stop before this thread reported it: if its next report is that
   /// group-stop, it is stale (the stop is already over), not a new stop to mirror.
   bool stale_group_stop = false;
+  /// Set after a recorded call that needs no return and starts with a tail jump: a traced
+  /// entry next on this thread with the same stack pointer and first argument is that
+  /// jump arriving (operator delete -> free), not a second call.
+  struct TailCall {
+    uint64_t sp = 0, arg0 = 0;
+  };
+  std::optional<TailCall> tail_call;
   bool exiting = false;        ///< PTRACE_EVENT_EXIT seen
   int pending_signal = 0;      ///< to deliver at the next resume / detach
   bool foreign = false;        ///< a vfork child borrowing the address space: step, don't record

@@ -49,6 +49,10 @@ struct TracedFunction {
   Action action;
   FdOrigin origin;         ///< for fd-creating actions
   bool needs_return;       ///< result needed: the engine must catch the return
+  /// Hooked only where the module that provides malloc provides it too: C++'s operators
+  /// new and delete, which a preloaded allocator (jemalloc, tcmalloc) replaces, but which
+  /// in libstdc++ just call malloc and free (hooked already: a second stop would be waste).
+  bool allocator_only = false;
 };
 
 /// Every traced function, allocator first.  Aliases at the same address (malloc and
