@@ -336,11 +336,26 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
   // The unwinder's entry points, in every module that has its own copy (libgcc_s, or
   // libgcc_eh linked into a static program or a library): a C++ exception or a thread
   // cancellation must never meet our trampoline as a return address.
+  // glibc's longjmp family likewise: the calls in frames it jumps over will never return.
+  struct EngineHook {
+    const char* name;
+    Breakpoint::Kind kind;
+  };
+  static constexpr EngineHook kEngineHooks[] = {
+      {"_Unwind_RaiseException", Breakpoint::Kind::Unwind},
+      {"_Unwind_ForcedUnwind", Breakpoint::Kind::Unwind},
+      {"__libc_siglongjmp", Breakpoint::Kind::LongJump},  // longjmp, siglongjmp, _longjmp
+      {"__libc_longjmp", Breakpoint::Kind::LongJump},
+      {"longjmp", Breakpoint::Kind::LongJump},
+      {"siglongjmp", Breakpoint::Kind::LongJump},
+      {"_longjmp", Breakpoint::Kind::LongJump},
+      {"__longjmp_chk", Breakpoint::Kind::LongJump},  // _FORTIFY_SOURCE
+  };
   if (p.trampoline) {
     for (auto& mi : order)
-      for (const char* name : {"_Unwind_RaiseException", "_Unwind_ForcedUnwind"})
-        if (auto v = mi.elf->function(name); v && !p.breakpoints.contains(mi.bias + *v))
-          plant(p, t, mi.bias + *v, Breakpoint::Kind::Unwind, -1, name);
+      for (const auto& hook : kEngineHooks)
+        if (auto v = mi.elf->function(hook.name); v && !p.breakpoints.contains(mi.bias + *v))
+          plant(p, t, mi.bias + *v, hook.kind, -1, hook.name);
   }
   p.hooks_installed = true;
 }

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <utility>
 
+#include "ptmem/arch/glibc_abi.hpp"
 #include "session_impl.hpp"
 
 namespace ptmem::ptrace {
@@ -404,6 +405,23 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     // the one that throws (operator new's bad_alloc) or is cancelled (a blocked accept)
     // never returns.
     restore_return_addresses(t, true);
+    Breakpoint self_bp = bp;
+    step_over(t, self_bp, regs);
+    return;
+  }
+  if (bp.kind == Breakpoint::Kind::LongJump) {
+    // Frames below the jump's target die without returning.  Their pending calls must go
+    // now: a later call from a deeper frame whose uninitialised locals still hold the
+    // trampoline word would look nested in one of them and be missed.  The slot check in
+    // inside_call() catches the rest (a longjmp through a path not hooked here).
+    uint64_t mangled = 0, guard = 0;
+    if (!t.returns.empty() &&
+        p.mem.read(regs.arg(0) + arch::glibc::kJmpBufSp * 8, &mangled, 8) &&
+        p.mem.read(regs.raw.fs_base + arch::glibc::kPointerGuardOffset, &guard, 8)) {
+      uint64_t target_sp = arch::glibc::demangle_pointer(mangled, guard);
+      if (target_sp > regs.sp())
+        std::erase_if(t.returns, [&](const PendingReturn& r) { return r.entry_sp < target_sp; });
+    }
     Breakpoint self_bp = bp;
     step_over(t, self_bp, regs);
     return;

@@ -117,3 +117,29 @@ TEST_CASE("trace launch: a signal handler that allocates; signals reach the prog
   CHECK(summary(rep, "leaked_blocks") == 3);
   CHECK(summary(rep, "leaked_bytes") == 72);
 }
+
+TEST_CASE("trace launch: a siglongjmp out of a blocked open; what follows is counted exactly") {
+  const std::string f = "trace_longjmp.c";
+  auto r = launch_traced({sample("trace_longjmp")});
+  const std::string ctx = r.describe();
+  INFO(ctx);
+  REQUIRE(r.status == 0);
+  REQUIRE(r.parsed);
+  CHECK(r.out == "jumped\ndone\n");
+  // The FIFO's open never returned: no fd.  The open right after the jump, from a frame
+  // over the dead one, is seen with its line.
+  auto& fds = fd_leaks_of(r.report);
+  REQUIRE(fds.size() == 1);
+  CHECK(fds[0]["target"] == "/dev/null");
+  REQUIRE(!fds[0]["stack"].empty());
+  CHECK(frame_line(fds[0]["stack"][0]) == marker_line(f, "@fd after-jump"));
+  CHECK(frame_function(fds[0]["stack"][0]) == "deeper_open");
+  // The other thread opens and closes /proc files until it sees the open blocked.
+  CHECK(summary(r.report, "fd_opened") == summary(r.report, "fd_closed") + 1);
+  CHECK(summary(r.report, "fd_found_open") == 0);
+  CHECK(expect_site(r.report, f, marker_line(f, "@leak after-jump"), 1, 1, 24) == "");
+  // pthread_create's thread descriptor, the 24 bytes, and a block freed at once.
+  CHECK(summary(r.report, "alloc_calls") == 3);
+  CHECK(summary(r.report, "free_calls") == 1);
+  CHECK(summary(r.report, "frees_of_unknown_blocks") == 0);
+}

@@ -19,6 +19,7 @@ struct Breakpoint {
     DebugState,  ///< the dynamic linker's r_brk: library list changed
     Entry,       ///< one-shot at a static program's entry: hooks go in from a normal stop
     Unwind,      ///< entry of the unwinder (C++ throw, thread cancellation): see session.cpp
+    LongJump,    ///< entry of glibc's longjmp family: frames below its target are gone
   };
   uint64_t address = 0;
   Kind kind = Kind::Function;
