@@ -5,6 +5,7 @@
 // runs again after start-up (gdb uses it the same way).
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 #include <link.h>
@@ -285,6 +286,9 @@ void Session::Impl::plant(Process& p, Thread& t, uint64_t addr, Breakpoint::Kind
       bp.plan.kind = planned == arch::StepPlan::Kind::Emulate ? planned : arch::StepPlan::Kind::Unsupported;
     }
   }
+  // For tests of the last resort, which no glibc entry needs: PTMEM_FORCE_STEP_IN_PLACE=1.
+  static const bool force_in_place = std::getenv("PTMEM_FORCE_STEP_IN_PLACE") != nullptr;
+  if (force_in_place && kind == Breakpoint::Kind::Function) bp.plan.kind = arch::StepPlan::Kind::Unsupported;
   if (bp.plan.kind == arch::StepPlan::Kind::Unsupported && opt.verbose)
     fmt::print(stderr, "ptmem: {}: '{}' is stepped over with all threads stopped\n", name, bp.plan.text);
   p.breakpoints.insert(p.mem, std::move(bp));
