@@ -87,11 +87,9 @@ std::optional<uint64_t> Session::Impl::inject_syscall(Process& p, Thread& t, lon
   if (set_regs(t.tid(), regs) && ::ptrace(PTRACE_CONT, t.tid(), nullptr, nullptr) == 0) {
     for (;;) {
       int status;
-      pid_t r = ::waitpid(t.tid(), &status, __WALL);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0 || !WIFSTOPPED(status)) {
-        // The thread died inside our syscall (SIGKILL): nothing to restore in it.
-        if (r > 0) on_thread_gone(t.tid(), status);
+      if (wait_for_thread(t, status) < 0) {
+        // The thread is dying (SIGKILL) inside our syscall: nothing to restore in it; its
+        // exit is the loop's business.
         p.mem.write(p.entry_point, original, sizeof original);
         return std::nullopt;
       }

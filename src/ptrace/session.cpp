@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "ptmem/arch/glibc_abi.hpp"
+#include "ptmem/proc/maps.hpp"
 #include "session_impl.hpp"
 
 namespace ptmem::ptrace {
@@ -201,7 +202,7 @@ void Session::Impl::loop() {
       }
       continue;
     }
-    pid_t tid = ::waitpid(-1, &status, __WALL);
+    pid_t tid = next_event(status);
     if (tid < 0) {
       if (errno == EINTR) continue;
       break;  // ECHILD: nothing left to wait for
@@ -211,6 +212,54 @@ void Session::Impl::loop() {
   tv = {};
   setitimer(ITIMER_REAL, &tv, nullptr);
   terminal.take_back();
+}
+
+// The next event: a deferred one first, else waitpid's.
+pid_t Session::Impl::next_event(int& status) {
+  if (!deferred.empty()) {
+    auto [tid, st] = deferred.front();
+    deferred.pop_front();
+    status = st;
+    return tid;
+  }
+  return ::waitpid(-1, &status, __WALL);
+}
+
+// Waits for |t|'s next event, keeping other threads' events for the loop.  waitpid(tid)
+// alone can wait forever: when the process is killed, the leader can turn zombie without an
+// exit stop, and is reported only once the other threads are reaped, while those sit in
+// exit stops waiting for us.  So the wait polls, and gives up once /proc shows the thread
+// dead.  The caller treats -1 as "this thread is dying"; its events are the loop's.
+pid_t Session::Impl::wait_for_thread(Thread& t, int& status) {
+  const std::string stat_path = fmt::format("/proc/{}/task/{}/stat", t.process().pid(), t.tid());
+  for (unsigned polls = 0;; ++polls) {
+    int st;
+    pid_t r = ::waitpid(-1, &st, __WALL | WNOHANG);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) {
+      // Injected syscalls and single steps take microseconds: poll tightly at first.
+      if (polls > 64) {
+        auto stat = proc::read_file(stat_path, 512);
+        auto paren = stat ? stat->rfind(')') : std::string::npos;
+        if (paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] == 'Z' ||
+            (*stat)[paren + 2] == 'X')
+          return -1;
+        ::usleep(100);
+      }
+      continue;
+    }
+    if (WIFSTOPPED(st))
+      if (Thread* other = find(r)) other->stopped = true;
+    if (r == t.tid() && WIFSTOPPED(st) && (st >> 16) != PTRACE_EVENT_EXIT) {
+      status = st;
+      return r;
+    }
+    deferred.emplace_back(r, st);
+    if (r == t.tid()) return -1;  // exited, or stopped on its way out
+  }
 }
 
 void Session::Impl::handle(pid_t tid, int status) {
@@ -538,7 +587,8 @@ void Session::Impl::on_new_task(Thread& parent, int event) {
   } else if (event == PTRACE_EVENT_VFORK) {
     // The child borrows our address space until it execs or exits: it runs through our
     // breakpoints, which must be stepped over but not recorded.
-    forked[child] = ForkedChild{&p, {}, true};
+    forked[child] = ForkedChild{&p, {}, true, parent.tid()};
+    parent.in_vfork = true;
     if (early_stops.contains(child)) {
       early_stops.erase(child);
       clean_forked_child(child);
@@ -572,6 +622,7 @@ void Session::Impl::clean_forked_child(pid_t child) {
     by_tid[child] = &t;
     t.stopped = true;
     t.foreign = true;
+    t.vfork_parent = fc.forker;
     resume(t);
     return;
   }
@@ -591,6 +642,7 @@ void Session::Impl::on_exec(Thread& t) {
   ::ptrace(PTRACE_GETEVENTMSG, t.tid(), nullptr, &former);
   if (t.foreign) {
     // A vfork child became a new program: no longer shares our memory; let it go.
+    end_vfork(t);
     pid_t tid = t.tid();
     forget_thread(tid);
     ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
@@ -654,10 +706,16 @@ void Session::Impl::take_final_state(Process& p) {
   if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Final);
 }
 
+// The vfork child |child| exec'd or exited: its parent thread runs again.
+void Session::Impl::end_vfork(Thread& child) {
+  if (Thread* parent = find(child.vfork_parent)) parent->in_vfork = false;
+}
+
 void Session::Impl::on_thread_gone(pid_t tid, int status) {
   Thread* t = find(tid);
   if (!t) return;
   Process& p = t->process();
+  if (t->foreign) end_vfork(*t);
   if (&p == main.get() && tid == p.pid() && !t->foreign) {
     if (WIFEXITED(status)) self.outcome_.exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) self.outcome_.signal = WTERMSIG(status);

@@ -5,6 +5,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <array>
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,7 @@ struct ForkedChild {
   Process* parent = nullptr;
   std::vector<PendingReturn> forker_returns;  ///< hijacked slots copied into the child's stack
   bool vfork = false;
+  pid_t forker = 0;  ///< the thread that forked
 };
 
 struct Session::Impl {
@@ -43,6 +45,9 @@ struct Session::Impl {
   absl::flat_hash_map<pid_t, Thread*> by_tid;          ///< every traced thread
   absl::flat_hash_map<pid_t, int> early_stops;         ///< stops of tids not known yet
   absl::flat_hash_map<pid_t, ForkedChild> forked;      ///< children awaiting their first stop
+  /// Events of other threads that came while we waited for one thread (wait_for_thread),
+  /// handled by the loop, in order, before it waits again.
+  std::deque<std::pair<pid_t, int>> deferred;
   bool quiescing = false;   ///< stopping everything: resume() leaves threads stopped
   bool launched = false;
   bool final_state_taken = false;
@@ -57,6 +62,8 @@ struct Session::Impl {
 
   // ---- session.cpp
   void loop();
+  pid_t next_event(int& status);
+  pid_t wait_for_thread(Thread& t, int& status);
   void handle(pid_t tid, int status);
   void handle_stop(Thread& t, int status);
   void handle_sigtrap(Thread& t);
@@ -68,6 +75,7 @@ struct Session::Impl {
   void on_thread_gone(pid_t tid, int status);
   void adopt_early_stop(pid_t tid);
   void clean_forked_child(pid_t child);
+  void end_vfork(Thread& child);
   void resume(Thread& t, int sig = 0);
   void step_over(Thread& t, const Breakpoint& bp, arch::Registers& regs);
   bool step_in_place(Thread& t, const Breakpoint& bp, arch::Registers& regs);

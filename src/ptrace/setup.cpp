@@ -249,15 +249,15 @@ bool Session::Impl::stop_all(Process& p, bool interrupt) {
   quiescing = true;
   if (interrupt)
     for (auto& [tid, t] : p.threads)
-      if (!t->stopped) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+      if (!t->stopped && !t->in_vfork) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
   auto all_stopped = [&] {
     for (auto& [tid, t] : p.threads)
-      if (!t->stopped) return false;
+      if (!t->stopped && !t->in_vfork) return false;
     return true;
   };
   while (!all_stopped()) {
     int status;
-    pid_t tid = ::waitpid(-1, &status, __WALL);
+    pid_t tid = next_event(status);
     if (tid < 0) {
       if (errno == EINTR) continue;
       break;
@@ -283,13 +283,7 @@ bool Session::Impl::step_in_place(Thread& t, const Breakpoint& bp, arch::Registe
                  reinterpret_cast<void*>(static_cast<uintptr_t>(std::exchange(t.pending_signal, 0)))) != 0)
       break;
     int status;
-    pid_t r;
-    while ((r = ::waitpid(t.tid(), &status, __WALL)) < 0 && errno == EINTR) {
-    }
-    if (r < 0 || !WIFSTOPPED(status)) {
-      if (r > 0) on_thread_gone(t.tid(), status);
-      break;
-    }
+    if (wait_for_thread(t, status) < 0) break;  // dying: the loop sees its exit
     if (WSTOPSIG(status) == SIGTRAP && (status >> 16) == 0) {
       ok = true;
       break;

@@ -42,6 +42,10 @@ class Thread {
   bool exiting = false;        ///< PTRACE_EVENT_EXIT seen
   int pending_signal = 0;      ///< to deliver at the next resume / detach
   bool foreign = false;        ///< a vfork child borrowing the address space: step, don't record
+  pid_t vfork_parent = 0;      ///< for a foreign thread: the thread blocked in its vfork
+  /// Blocked in vfork until its child execs or exits: it cannot stop for PTRACE_INTERRUPT
+  /// (the kernel waits killably), and runs nothing meanwhile, so stop_all() skips it.
+  bool in_vfork = false;
   std::vector<PendingReturn> returns;
 
  private:
