@@ -12,6 +12,7 @@
 #include <sstream>
 #include <sys/wait.h>
 #include <thread>
+#include <fstream>
 
 #include "../support/process.hpp"
 #include "../support/trace_helpers.hpp"
@@ -308,4 +309,54 @@ TEST_CASE("trace attach: a target killed while traced ends the trace without han
   CHECK(s.report()["target"]["signal"] == "SIGKILL");
   CHECK(s.report()["target"]["exit_code"].is_null());
   CHECK(s.report()["target"]["detached"] == false);
+}
+
+namespace {
+/// TracerPid from /proc/PID/status (0: none or unreadable).
+pid_t tracer_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("TracerPid:", 0) == 0) return std::atoi(line.c_str() + 10);
+  return 0;
+}
+}  // namespace
+
+// The target dies at some point of the attach itself (seizing its threads, injecting the
+// mmap of the scratch page, planting breakpoints) or just after: whichever step it hits,
+// ptmem must end by itself with a report of the death or a one-line error, never hang.
+// The kill comes once the target shows a tracer (the kernel gives no event for that: /proc
+// is polled), after a delay that varies from run to run only to land on different steps;
+// every outcome is checked, none is waited for.
+TEST_CASE("trace attach: the target dying during the attach ends ptmem cleanly") {
+  int reports = 0, errors = 0;
+  for (int delay_us : {0, 0, 100, 200, 400, 700, 1000, 1500, 2500, 4000, 8000, 16000}) {
+    CAPTURE(delay_us);
+    auto t = start({sample("trace_attach_target")});
+    std::string seen;
+    REQUIRE(ready_pid(expect_line(t, "ready ", seen)) == t.pid());
+    AttachSession s(t.pid());
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (tracer_of(t.pid()) == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+    t.signal(SIGKILL);
+    auto st = t.wait(30s);
+    REQUIRE(st.has_value());
+    REQUIRE(s.wait_exit(60s));
+    const std::string ctx = s.describe();
+    INFO(ctx);
+    if (s.status() == 0) {
+      ++reports;
+      REQUIRE(s.load());
+      CHECK(s.report()["target"]["signal"] == "SIGKILL");
+      CHECK(s.report()["target"]["detached"] == false);
+    } else {
+      ++errors;
+      CHECK(s.status() == 1);
+      CHECK(one_line(s.log(), "ptmem: error: "));
+    }
+  }
+  MESSAGE("target died during or right after the attach: " << reports << " reports, " << errors
+                                                             << " one-line errors");
 }

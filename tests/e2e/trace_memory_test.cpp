@@ -504,9 +504,9 @@ TEST_CASE("trace launch: the program inherits exactly the fds ptmem was given") 
   CHECK(r.out == expected + "\n");
 }
 
-TEST_CASE("trace launch: forked and exec'ed children are not harmed and not counted") {
+namespace {
+void check_fork_exec_report(const TraceRun& r) {
   const std::string f = "trace_fork_exec.c";
-  auto r = launch_traced({sample("trace_fork_exec")});
   const std::string ctx = r.describe();
   INFO(ctx);
   // A child dying of an inherited breakpoint makes the sample exit 1 ("FAILED child").
@@ -524,6 +524,18 @@ TEST_CASE("trace launch: forked and exec'ed children are not harmed and not coun
   CHECK(summary(r.report, "leaked_blocks") == 1);
   CHECK(summary(r.report, "leaked_bytes") == 123);
   CHECK(fd_leaks_of(r.report).empty());
+}
+}  // namespace
+
+TEST_CASE("trace launch: forked and exec'ed children are not harmed and not counted") {
+  check_fork_exec_report(launch_traced({sample("trace_fork_exec")}));
+}
+
+// popen's vfork child runs through the parent's breakpoints while the parent thread waits
+// in the kernel, unable to stop: the stop-the-world step must not wait for it.
+TEST_CASE("trace launch: fork, vfork and exec with every breakpoint stepped over with the world stopped") {
+  check_fork_exec_report(launch_traced({sample("trace_fork_exec")}, {}, std::chrono::seconds(120),
+                                       {"PTMEM_FORCE_STEP_IN_PLACE=1"}));
 }
 
 TEST_CASE("trace launch: exec replaces the traced image; the report covers the new one") {
