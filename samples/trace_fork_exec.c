@@ -7,12 +7,15 @@
  *         pclose.  The children run on copies of the parent's memory: if breakpoints were
  *         left in them they would die of SIGTRAP at their first malloc.  Prints
  *         "children ok" and exits 0 only if every child exited 0.
- *   exec - leaks 1x31 (@leak pre-exec), then the process itself execs this program in mode
- *         "after-exec", which leaks 1x47 (@leak after-exec) and exits 0: the report covers
- *         the new image only (the old one's memory is gone).
+ *   exec - leaks 1x31 (@leak pre-exec), opens /dev/null twice, once close-on-exec
+ *         (@fd cloexec, gone at exec) and once not (@fd kept, still open after exec), then
+ *         the process itself execs this program in mode "after-exec", which leaks 1x47
+ *         (@leak after-exec) and exits 0: the report covers the new image's memory only (the
+ *         old one's is gone) and the one fd that crossed the exec, with its old stack.
  *
  * Leaked in the traced (parent) process, fork mode: 1x123 only (without --follow-forks),
  * plus what popen/system leave (see the test); exec mode: 1x47. */
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/wait.h>
 
@@ -91,6 +94,8 @@ int main(int argc, char** argv) {
   }
   if (strcmp(mode, "exec") == 0) {
     kept[0] = malloc(31);  // @leak pre-exec
+    if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0) die("open");  // @fd cloexec
+    if (open("/dev/null", O_RDONLY) < 0) die("open");  // @fd kept
     execl(self, self, "after-exec", (char*)NULL);
     die("execl");
   }

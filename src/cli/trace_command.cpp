@@ -86,7 +86,7 @@ int run_trace(TraceArgs& a, bool launch) {
     bool readable = false;
     auto fds = proc::read_fds(pid, proc::kDefaultRoot, &readable);
     if (!readable) return;
-    tracker.reconcile_fds(fds);
+    tracker.reconcile_fds(fds, cp == ptrace::Session::Checkpoint::Exec);
     if (cp == ptrace::Session::Checkpoint::Launched)
       tracker.mark_inherited(session.outcome().inherited_fds);
     if (cp == ptrace::Session::Checkpoint::Final) fds_at_end = std::move(fds);

@@ -188,6 +188,7 @@ ordered_json to_json(const Report& r) {
   m["fd_closes_of_unknown"] = c.fd_closes_of_unknown;
   m["fd_found_open"] = c.fd_found_open;
   m["fd_found_closed"] = c.fd_found_closed;
+  m["fd_closed_at_exec"] = c.fd_closed_at_exec;
   m["memory_traced"] = r.memory_traced;
   m["fds_traced"] = r.fds_traced;
   j["summary"] = std::move(m);

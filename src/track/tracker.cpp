@@ -105,7 +105,7 @@ void Tracker::mark_inherited(std::span<const int> fds) {
   }
 }
 
-Tracker::ReconcileResult Tracker::reconcile_fds(const std::vector<proc::FdEntry>& open_fds) {
+Tracker::ReconcileResult Tracker::reconcile_fds(const std::vector<proc::FdEntry>& open_fds, bool at_exec) {
   ReconcileResult result;
   absl::flat_hash_set<int> open;
   open.reserve(open_fds.size());
@@ -123,7 +123,12 @@ Tracker::ReconcileResult Tracker::reconcile_fds(const std::vector<proc::FdEntry>
   for (int fd : gone) fds_.close(fd);
   result.dropped = gone.size();
   counters_.fd_found_open += result.added;
-  counters_.fd_found_closed += result.dropped;
+  if (at_exec) {
+    counters_.fd_closed += result.dropped;
+    counters_.fd_closed_at_exec += result.dropped;
+  } else {
+    counters_.fd_found_closed += result.dropped;
+  }
   return result;
 }
 

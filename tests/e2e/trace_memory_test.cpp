@@ -552,6 +552,17 @@ TEST_CASE("trace launch: exec replaces the traced image; the report covers the n
   CHECK(leaks_of(r.report).size() == 1);
   CHECK(summary(r.report, "leaked_blocks") == 1);
   CHECK(summary(r.report, "leaked_bytes") == 47);
+  // The close-on-exec fd closed at the exec; the other crossed it and is reported with the
+  // stack of the old image that opened it.
+  auto& fds = fd_leaks_of(r.report);
+  REQUIRE(fds.size() == 1);
+  CHECK(fds[0]["target"] == "/dev/null");
+  REQUIRE(!fds[0]["stack"].empty());
+  CHECK(frame_line(fds[0]["stack"][0]) == marker_line(f, "@fd kept"));
+  CHECK(summary(r.report, "fd_opened") == 2);
+  CHECK(summary(r.report, "fd_closed") == 1);  // by the exec
+  CHECK(summary(r.report, "fd_closed_at_exec") == 1);
+  CHECK(summary(r.report, "fd_found_closed") == 0);
 }
 
 TEST_CASE("trace launch: a program dying of SIGSEGV still gets its report; exit 139") {

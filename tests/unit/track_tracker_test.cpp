@@ -180,6 +180,19 @@ TEST_CASE("tracker reconciles its fd table with /proc") {
   CHECK(sorted.back().fd == 7);
 }
 
+TEST_CASE("at an exec, the fds gone from /proc are closes by the exec") {
+  Tracker t;
+  t.on_fd_open(1, 3, FdOrigin::Open, 4);  // close-on-exec
+  t.on_fd_open(1, 4, FdOrigin::Open, 5);  // crosses the exec
+  auto r = t.reconcile_fds(fds({0, 1, 2, 4}), true);
+  CHECK(r.dropped == 1);
+  CHECK_FALSE(t.fds().find(3));
+  CHECK(t.fds().find(4)->stack == 5);
+  CHECK(t.counters().fd_closed == 1);
+  CHECK(t.counters().fd_closed_at_exec == 1);
+  CHECK(t.counters().fd_found_closed == 0);
+}
+
 TEST_CASE("inherited fds found by a first reconciliation are not counted as found open") {
   Tracker t;
   t.reconcile_fds(fds({0, 1, 2, 5}));

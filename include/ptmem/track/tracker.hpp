@@ -57,6 +57,8 @@ struct Counters {
   /// that was not traced).
   uint64_t fd_found_open = 0;
   uint64_t fd_found_closed = 0;
+  /// reconcile_fds at an exec: the close-on-exec fds the exec closed (also in fd_closed).
+  uint64_t fd_closed_at_exec = 0;
 
   uint64_t threads_seen = 0;  ///< distinct tids seen in events or on_thread_start
 };
@@ -89,10 +91,11 @@ class Tracker final : public EventSink {
     size_t added = 0;    ///< open in /proc, unknown to the table: now origin Unknown
     size_t dropped = 0;  ///< in the table, closed in /proc: removed
   };
-  /// Makes the fd table agree with |open_fds| (read_fds of the target, at attach, exit and
-  /// detach; only from a readable listing).  Records of fds still open keep their origin
-  /// and stack (Inherited included).
-  ReconcileResult reconcile_fds(const std::vector<proc::FdEntry>& open_fds);
+  /// Makes the fd table agree with |open_fds| (read_fds of the target, at attach, exec, exit
+  /// and detach; only from a readable listing).  Records of fds still open keep their
+  /// origin and stack (Inherited included).  |at_exec|: the listing was taken right after
+  /// an exec, so the fds gone are the close-on-exec ones it closed: real closes.
+  ReconcileResult reconcile_fds(const std::vector<proc::FdEntry>& open_fds, bool at_exec = false);
 
   const Counters& counters() const { return counters_; }
   const AllocationTable& allocations() const { return allocations_; }
