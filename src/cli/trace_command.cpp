@@ -1,17 +1,22 @@
 // `ptmem launch` and `ptmem attach`: options, the tracing session, and the report.
 // Data flows one way: Session (events) -> Tracker and StackTable -> report::build_report.
+#include <algorithm>
 #include <cstdio>
 #include <fmt/format.h>
 #include <memory>
+#include <optional>
 #include <unistd.h>
 
 #include "ptmem/cli/command.hpp"
 #include "ptmem/proc/fds.hpp"
+#include "ptmem/proc/maps.hpp"
+#include "ptmem/ptrace/remote_memory.hpp"
 #include "ptmem/ptrace/session.hpp"
 #include "ptmem/report/render.hpp"
 #include "ptmem/report/report.hpp"
 #include "ptmem/report/symbolizer_frames.hpp"
 #include "ptmem/symbols/symbolizer.hpp"
+#include "ptmem/track/reachability.hpp"
 #include "ptmem/track/stack_table.hpp"
 #include "ptmem/track/tracker.hpp"
 #include "ptmem/util/duration.hpp"
@@ -19,6 +24,30 @@
 
 namespace ptmem::cli {
 namespace {
+
+// The target's writable memory as roots, read through process_vm_readv.
+// Stacks count from each thread's stack pointer up (less the 128-byte red zone a leaf
+// function may use): below it lie dead frames, whose stale pointers would hide leaks.
+std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tracker& tracker,
+                                                     const std::vector<uint64_t>& registers,
+                                                     const std::vector<uint64_t>& stack_pointers) {
+  auto maps = proc::read_maps(pid);
+  if (!maps) return std::nullopt;
+  std::vector<track::MemoryRange> roots;
+  for (const proc::Mapping& m : *maps) {
+    if (!m.read || !m.write || m.path == "[vvar]" || m.path == "[vsyscall]") continue;
+    track::MemoryRange range{m.start, m.end};
+    for (uint64_t sp : stack_pointers)
+      if (sp >= m.start && sp < m.end) range.start = std::max(m.start, sp - 128);
+    roots.push_back(range);
+  }
+  struct Memory final : track::TargetMemory {
+    explicit Memory(pid_t pid) : remote(pid) {}
+    size_t read(uint64_t addr, void* buf, size_t len) override { return remote.read_partial(addr, buf, len); }
+    ptrace::RemoteMemory remote;
+  } memory(pid);
+  return track::Reachability::scan(tracker.allocations(), roots, registers, memory);
+}
 
 struct TraceArgs {
   std::string output = "-stderr";
@@ -28,6 +57,7 @@ struct TraceArgs {
   int error_exitcode = -1;
   bool no_fds = false;
   bool fds_only = false;
+  bool no_reachability = false;
   bool quiet = false;
   bool verbose = false;
   std::vector<std::string> program;
@@ -51,6 +81,8 @@ void add_common_options(CLI::App* app, TraceArgs& a) {
   auto* no_fds = app->add_flag("--no-fds", a.no_fds, "Do not trace file descriptors");
   auto* fds_only = app->add_flag("--fds-only", a.fds_only, "Trace file descriptors, not the allocator");
   no_fds->excludes(fds_only);
+  app->add_flag("--no-reachability", a.no_reachability,
+                "Do not scan the target's memory at the end to classify never-freed blocks");
   app->add_flag("-q,--quiet", a.quiet, "No live figures on the terminal");
   app->add_flag("-v,--verbose", a.verbose, "Diagnostics about hooks and stepping");
 }
@@ -82,7 +114,12 @@ int run_trace(TraceArgs& a, bool launch) {
   ptrace::Session::install_signal_handlers();
 
   std::vector<proc::FdEntry> fds_at_end;
+  std::optional<track::Reachability> reachability;
   session.on_checkpoint = [&](pid_t pid, ptrace::Session::Checkpoint cp) {
+    // The end: every thread is stopped and the memory is still there, so which blocks are
+    // still reachable can be read now (a pause of the target proportional to its memory).
+    if (cp == ptrace::Session::Checkpoint::Final && !a.fds_only && !a.no_reachability)
+      reachability = scan_reachability(pid, tracker, session.register_words(), session.stack_pointers());
     bool readable = false;
     auto fds = proc::read_fds(pid, proc::kDefaultRoot, &readable);
     if (!readable) return;
@@ -117,6 +154,7 @@ int run_trace(TraceArgs& a, bool launch) {
   ropt.depth = a.depth;
   ropt.memory = !a.fds_only;
   ropt.fds = !a.no_fds;
+  ropt.reachability = reachability ? &*reachability : nullptr;
   auto rep = report::build_report(tracker, stacks, frames, target, fds_at_end, ropt);
   std::string text = a.format == "json" ? report::to_json_text(rep) : report::to_text(rep);
   if (to_stderr) {

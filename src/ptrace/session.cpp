@@ -147,6 +147,30 @@ size_t Session::thread_count() const { return impl_->main ? impl_->main->threads
 
 const symbols::ModuleMap& Session::modules() const { return impl_->main->modules; }
 
+std::vector<uint64_t> Session::stack_pointers() const {
+  std::vector<uint64_t> sps;
+  if (!impl_->main) return sps;
+  for (auto& [tid, t] : impl_->main->threads) {
+    arch::Registers r;
+    if (t->stopped && !t->foreign && get_regs(tid, r)) sps.push_back(r.sp());
+  }
+  return sps;
+}
+
+std::vector<uint64_t> Session::register_words() const {
+  std::vector<uint64_t> words;
+  if (!impl_->main) return words;
+  for (auto& [tid, t] : impl_->main->threads) {
+    arch::Registers r;
+    if (!t->stopped || t->foreign || !get_regs(tid, r)) continue;
+    const auto& x = r.raw;
+    for (uint64_t v : {x.rax, x.rbx, x.rcx, x.rdx, x.rsi, x.rdi, x.rbp, x.rsp, x.r8, x.r9, x.r10,
+                       x.r11, x.r12, x.r13, x.r14, x.r15})
+      words.push_back(v);
+  }
+  return words;
+}
+
 Thread& Session::Impl::add_thread(Process& p, pid_t tid) {
   Thread& t = p.add_thread(tid);
   by_tid[tid] = &t;

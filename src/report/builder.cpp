@@ -84,23 +84,35 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
     struct Totals {
       uint64_t blocks = 0, bytes = 0;
     };
-    absl::flat_hash_map<track::StackId, Totals> by_stack;
+    // Groups: one per (stack, kind); the kind is 4 (unclassified) without a scan.
+    const track::Reachability* reach = options.reachability;
+    r.summary.classified = reach != nullptr;
+    absl::flat_hash_map<std::pair<track::StackId, int>, Totals> by_stack;
     tracker.allocations().for_each([&](const track::Block& b) {
-      Totals& t = by_stack[b.stack];
+      int kind = reach ? static_cast<int>(reach->kind_of(b.address)) : 4;
+      Totals& t = by_stack[{b.stack, kind}];
       ++t.blocks;
       t.bytes += b.size;
+      if (reach) {
+        ++r.summary.by_kind[kind].blocks;
+        r.summary.by_kind[kind].bytes += b.size;
+      }
     });
-    std::map<std::string, size_t> group_of;  // frames key -> index in r.leaks
-    // Stack ids in ascending order, so the report does not depend on hash order.
-    std::vector<track::StackId> ids;
+    std::map<std::pair<std::string, int>, size_t> group_of;  // (frames key, kind) -> index in r.leaks
+    // Keys in ascending order, so the report does not depend on hash order.
+    std::vector<std::pair<track::StackId, int>> ids;
     ids.reserve(by_stack.size());
     for (const auto& [id, t] : by_stack) ids.push_back(id);
     std::sort(ids.begin(), ids.end());
-    for (track::StackId id : ids) {
+    for (const auto& id : ids) {
       const Totals& t = by_stack[id];
-      const std::vector<Frame>& f = symbolized.get(id);
-      auto [it, inserted] = group_of.try_emplace(frames_key(f), r.leaks.size());
-      if (inserted) r.leaks.push_back(Leak{"unclassified", 0, 0, f});
+      const std::vector<Frame>& f = symbolized.get(id.first);
+      auto [it, inserted] = group_of.try_emplace({frames_key(f), id.second}, r.leaks.size());
+      if (inserted) {
+        std::string kind = id.second < 4 ? std::string(track::to_string(static_cast<track::LeakKind>(id.second)))
+                                         : "unclassified";
+        r.leaks.push_back(Leak{kind, 0, 0, f});
+      }
       Leak& leak = r.leaks[it->second];
       leak.blocks += t.blocks;
       leak.bytes += t.bytes;

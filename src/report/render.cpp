@@ -1,5 +1,7 @@
 #include "ptmem/report/render.hpp"
 
+#include <algorithm>
+
 #include <cstring>
 #include <map>
 #include <string.h>
@@ -91,9 +93,11 @@ std::string to_text(const Report& r) {
   else out += fmt::format("ptmem: {}\n", who);
 
   for (const Leak& leak : r.leaks) {
+    std::string kind = leak.kind;
+    std::replace(kind.begin(), kind.end(), '_', ' ');
     out += fmt::format("\nptmem: {} {} in {} {} never freed ({})\n", leak.bytes,
                        plural(leak.bytes, "byte", "bytes"), leak.blocks,
-                       plural(leak.blocks, "block is", "blocks are"), leak.kind);
+                       plural(leak.blocks, "block is", "blocks are"), kind);
     append_stack(out, leak.stack, kNoMemoryStack);
   }
 
@@ -123,6 +127,14 @@ std::string to_text(const Report& r) {
                        plural(s.leaked_bytes, "byte", "bytes"), s.leaked_blocks,
                        plural(s.leaked_blocks, "block", "blocks"), s.leak_sites,
                        plural(s.leak_sites, "site", "sites"));
+    if (s.classified) {
+      static constexpr const char* kNames[] = {"definitely lost", "indirectly lost", "possibly lost",
+                                               "still reachable"};
+      for (int k = 0; k < 4; ++k)
+        out += fmt::format("ptmem:     {}: {} {} in {} {}\n", kNames[k], s.by_kind[k].bytes,
+                           plural(s.by_kind[k].bytes, "byte", "bytes"), s.by_kind[k].blocks,
+                           plural(s.by_kind[k].blocks, "block", "blocks"));
+    }
     out += fmt::format("ptmem:   heap usage: {} {}, {} {}, {} bytes allocated, peak {} bytes in use\n",
                        c.alloc_calls, plural(c.alloc_calls, "alloc", "allocs"), c.free_calls,
                        plural(c.free_calls, "free", "frees"), c.total_allocated_bytes,
@@ -171,6 +183,12 @@ ordered_json to_json(const Report& r) {
   m["peak_live_bytes"] = c.peak_live_bytes;
   m["leaked_blocks"] = s.leaked_blocks;
   m["leaked_bytes"] = s.leaked_bytes;
+  m["reachability_scanned"] = s.classified;
+  for (int k = 0; k < 4; ++k) {
+    std::string name(track::to_string(static_cast<track::LeakKind>(k)));
+    m[name + "_blocks"] = s.classified ? ordered_json(s.by_kind[k].blocks) : ordered_json(nullptr);
+    m[name + "_bytes"] = s.classified ? ordered_json(s.by_kind[k].bytes) : ordered_json(nullptr);
+  }
   m["free_null_calls"] = c.free_null_calls;
   m["realloc_calls"] = c.realloc_calls;
   m["failed_alloc_calls"] = c.failed_alloc_calls;

@@ -11,6 +11,7 @@
 #include "ptmem/proc/fds.hpp"
 #include "ptmem/report/frame_source.hpp"
 #include "ptmem/symbols/symbolizer.hpp"
+#include "ptmem/track/reachability.hpp"
 #include "ptmem/track/stack_table.hpp"
 #include "ptmem/track/tracker.hpp"
 
@@ -33,10 +34,17 @@ struct Summary {
   uint64_t leak_sites = 0;       ///< number of leak groups
   uint64_t fd_open_at_end = 0;   ///< every fd open at the end, 0-2 and inherited included
   uint64_t fd_leaked = 0;        ///< fds reported in fd_leaks
+  bool classified = false;       ///< the reachability scan ran: the by_kind totals hold
+  /// Blocks and bytes per kind, in LeakKind order (definitely, indirectly, possibly lost,
+  /// still reachable).
+  struct KindTotals {
+    uint64_t blocks = 0, bytes = 0;
+  };
+  KindTotals by_kind[4];
 };
 
 struct Leak {
-  std::string kind = "unclassified";  ///< until reachability is classified
+  std::string kind = "unclassified";  ///< a track::LeakKind name once reachability is scanned
   uint64_t blocks = 0;
   uint64_t bytes = 0;
   std::vector<Frame> stack;           ///< stack[0] = the allocation site
@@ -66,6 +74,8 @@ struct ReportOptions {
   size_t depth = 16;           ///< frames per stack, after the SITE rule
   bool memory = true;          ///< false with --fds-only: no memory leaks reported
   bool fds = true;             ///< false with --no-fds: no fd leaks reported
+  /// The scan of the target's memory at the end; null: kinds stay "unclassified".
+  const track::Reachability* reachability = nullptr;
 };
 
 /// Builds the report.  |fds_at_end| is read_fds() of the target at the end (details of each
