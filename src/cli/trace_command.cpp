@@ -33,13 +33,24 @@ std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tra
                                                      const std::vector<uint64_t>& stack_pointers) {
   auto maps = proc::read_maps(pid);
   if (!maps) return std::nullopt;
+  // Shared mappings are left out: a pointer to a private heap block has no business there,
+  // and reading a big shared file mapping would be disk I/O on the target's behalf.
   std::vector<track::MemoryRange> roots;
+  uint64_t total = 0;
   for (const proc::Mapping& m : *maps) {
-    if (!m.read || !m.write || m.path == "[vvar]" || m.path == "[vsyscall]") continue;
+    if (!m.read || !m.write || m.shared || m.path == "[vvar]" || m.path == "[vsyscall]") continue;
     track::MemoryRange range{m.start, m.end};
     for (uint64_t sp : stack_pointers)
       if (sp >= m.start && sp < m.end) range.start = std::max(m.start, sp - 128);
     roots.push_back(range);
+    total += range.end - range.start;
+  }
+  // The target waits while we read; past this it would wait for minutes.
+  constexpr uint64_t kMaxScan = uint64_t{32} << 30;
+  if (total > kMaxScan) {
+    fmt::print(stderr, "ptmem: not classifying reachability: {} GiB of writable memory to scan (over {} GiB)\n",
+               total >> 30, kMaxScan >> 30);
+    return std::nullopt;
   }
   struct Memory final : track::TargetMemory {
     explicit Memory(pid_t pid) : remote(pid) {}
