@@ -6,7 +6,8 @@
 TRACE_SD := $(BUILD)/samples
 TRACE_EXTRA := $(TRACE_SD)/libtrace_leaky.so $(TRACE_SD)/trace_plugin.so \
                $(TRACE_SD)/trace_malloc_static $(TRACE_SD)/trace_malloc_nodebug \
-               $(TRACE_SD)/trace_malloc_stripped $(TRACE_SD)/trace_i386
+               $(TRACE_SD)/trace_malloc_stripped $(TRACE_SD)/trace_i386 \
+               $(TRACE_SD)/libtrace_shim_alloc.so
 
 .PHONY: trace-samples
 trace-samples: $(TRACE_EXTRA) $(TRACE_SD)/trace_uses_lib $(TRACE_SD)/trace_cxx_o2
@@ -16,6 +17,11 @@ test-deps: trace-samples
 $(TRACE_SD)/libtrace_leaky.so: samples/trace_lib/leaky.c
 	@mkdir -p $(TRACE_SD)
 	$(CC) -O0 -g -Wall -fPIC -shared -o $@ $<
+
+# A preloadable allocator whose operator delete starts with endbr64 and tail-jumps to free.
+$(TRACE_SD)/libtrace_shim_alloc.so: samples/trace_lib/shim_alloc.c
+	@mkdir -p $(TRACE_SD)
+	$(CC) -O2 -g -Wall -fPIC -shared -fcf-protection=full -o $@ $<
 
 $(TRACE_SD)/trace_plugin.so: samples/trace_lib/plugin.c
 	@mkdir -p $(TRACE_SD)

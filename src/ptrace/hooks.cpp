@@ -268,7 +268,11 @@ void Session::Impl::plant(Process& p, Thread& t, uint64_t addr, Breakpoint::Kind
   bp.original = code[0];
   bp.function = function;
   bp.plan = planner.plan(addr, std::span<const uint8_t>(code, n));
+  // A body that is only a jump, after an endbr64 when built with CET.
   bp.tail_jump = bp.plan.text.starts_with("jmp ");
+  if (bp.plan.text.starts_with("endbr64") && bp.plan.length < n)
+    bp.tail_jump = planner.plan(addr + bp.plan.length, std::span<const uint8_t>(code + bp.plan.length, n - bp.plan.length))
+                       .text.starts_with("jmp ");
   // A relocated copy costs the target nothing beyond the stop, while emulating a push or
   // a memory compare costs a syscall into its memory at every hit: prefer the copy.
   const auto planned = bp.plan.kind;

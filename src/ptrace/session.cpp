@@ -525,8 +525,10 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
                regs.sp(), static_cast<int>(bp.plan.kind), bp.plan.text);
   bool wanted = fn.family == track::Family::Alloc ? opt.track_alloc : opt.track_fds;
   if (auto tail = std::exchange(t.tail_call, std::nullopt);
-      tail && tail->sp == regs.sp() && tail->arg0 == regs.arg(0))
+      tail && tail->sp == regs.sp() && tail->arg0 == regs.arg(0)) {
     wanted = false;  // the tail jump of the call just recorded
+    if (bp.tail_jump) t.tail_call = tail;  // and it jumps on (delete -> free -> __libc_free)
+  }
   if (wanted && p.record && !t.foreign && p.trampoline && !inside_call(t, fn.family, regs.sp())) {
     track::CallRecord call;
     call.fn = &fn;
