@@ -1,6 +1,7 @@
 // `ptmem launch` and `ptmem attach`: options, the tracing session, and the report.
 // Data flows one way: Session (events) -> Tracker and StackTable -> report::build_report.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fmt/format.h>
 #include <memory>
@@ -130,7 +131,14 @@ int run_trace(TraceArgs& a, bool launch) {
     // The end: every thread is stopped and the memory is still there, so which blocks are
     // still reachable can be read now (a pause of the target proportional to its memory).
     if (cp == ptrace::Session::Checkpoint::Final && !a.fds_only && !a.no_reachability)
+    {
+      auto t0 = std::chrono::steady_clock::now();
       reachability = scan_reachability(pid, tracker, session.register_words(), session.stack_pointers());
+      if (a.verbose && reachability)
+        fmt::print(stderr, "ptmem: reachability: {} MiB of roots and {} blocks scanned in {} ms\n",
+                   reachability->root_bytes_scanned() >> 20, tracker.allocations().size(),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+    }
     bool readable = false;
     auto fds = proc::read_fds(pid, proc::kDefaultRoot, &readable);
     if (!readable) return;

@@ -18,8 +18,6 @@
 #include <string_view>
 #include <vector>
 
-#include <absl/container/flat_hash_map.h>
-
 #include "ptmem/track/allocation_table.hpp"
 
 namespace ptmem::track {
@@ -53,7 +51,10 @@ class Reachability {
   uint64_t root_bytes_scanned() const { return root_bytes_; }
 
  private:
-  absl::flat_hash_map<uint64_t, LeakKind> kinds_;
+  // Sorted block starts and their kinds: 9 bytes per block once the scan is done (it
+  // needs about 21 while it runs), next to the allocation table's ~33.
+  std::vector<uint64_t> starts_;
+  std::vector<LeakKind> kinds_;
   uint64_t root_bytes_ = 0;
 };
 
