@@ -255,7 +255,8 @@ pid_t Session::Impl::next_event(int& status) {
 // exit stops waiting for us.  So the wait polls, and gives up once /proc shows the thread
 // dead.  The caller treats -1 as "this thread is dying"; its events are the loop's.
 pid_t Session::Impl::wait_for_thread(Thread& t, int& status) {
-  const std::string stat_path = fmt::format("/proc/{}/task/{}/stat", t.process().pid(), t.tid());
+  // /proc/TID (not /proc/PID/task/TID): a vfork child we step is a process of its own.
+  const std::string stat_path = fmt::format("/proc/{}/stat", t.tid());
   for (unsigned polls = 0;; ++polls) {
     int st;
     pid_t r = ::waitpid(-1, &st, __WALL | WNOHANG);
