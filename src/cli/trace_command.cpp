@@ -29,9 +29,9 @@ namespace {
 // The target's writable memory as roots, read through process_vm_readv.
 // Stacks count from each thread's stack pointer up (less the 128-byte red zone a leaf
 // function may use): below it lie dead frames, whose stale pointers would hide leaks.
+// The threads' general registers are roots too.
 std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tracker& tracker,
-                                                     const std::vector<uint64_t>& registers,
-                                                     const std::vector<uint64_t>& stack_pointers) {
+                                                     const std::vector<arch::Registers>& threads) {
   auto maps = proc::read_maps(pid);
   if (!maps) return std::nullopt;
   // Shared mappings are left out: a pointer to a private heap block has no business there,
@@ -41,8 +41,8 @@ std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tra
   for (const proc::Mapping& m : *maps) {
     if (!m.read || !m.write || m.shared || m.path == "[vvar]" || m.path == "[vsyscall]") continue;
     track::MemoryRange range{m.start, m.end};
-    for (uint64_t sp : stack_pointers)
-      if (sp >= m.start && sp < m.end) range.start = std::max(m.start, sp - 128);
+    for (const arch::Registers& r : threads)
+      if (r.sp() >= m.start && r.sp() < m.end) range.start = std::max(m.start, r.sp() - 128);
     roots.push_back(range);
     total += range.end - range.start;
   }
@@ -58,6 +58,11 @@ std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tra
     size_t read(uint64_t addr, void* buf, size_t len) override { return remote.read_partial(addr, buf, len); }
     ptrace::RemoteMemory remote;
   } memory(pid);
+  std::vector<uint64_t> registers;
+  for (const arch::Registers& r : threads) {
+    auto words = r.dwarf();  // the general registers (and rip, which points at no block)
+    registers.insert(registers.end(), words.begin(), words.end());
+  }
   return track::Reachability::scan(tracker.allocations(), roots, registers, memory);
 }
 
@@ -133,7 +138,7 @@ int run_trace(TraceArgs& a, bool launch) {
     if (cp == ptrace::Session::Checkpoint::Final && !a.fds_only && !a.no_reachability)
     {
       auto t0 = std::chrono::steady_clock::now();
-      reachability = scan_reachability(pid, tracker, session.register_words(), session.stack_pointers());
+      reachability = scan_reachability(pid, tracker, session.thread_registers());
       if (a.verbose && reachability)
         fmt::print(stderr, "ptmem: reachability: {} MiB of roots and {} blocks scanned in {} ms\n",
                    reachability->root_bytes_scanned() >> 20, tracker.allocations().size(),

@@ -147,28 +147,14 @@ size_t Session::thread_count() const { return impl_->main ? impl_->main->threads
 
 const symbols::ModuleMap& Session::modules() const { return impl_->main->modules; }
 
-std::vector<uint64_t> Session::stack_pointers() const {
-  std::vector<uint64_t> sps;
-  if (!impl_->main) return sps;
+std::vector<arch::Registers> Session::thread_registers() const {
+  std::vector<arch::Registers> all;
+  if (!impl_->main) return all;
   for (auto& [tid, t] : impl_->main->threads) {
     arch::Registers r;
-    if (t->stopped && !t->foreign && get_regs(tid, r)) sps.push_back(r.sp());
+    if (t->stopped && !t->foreign && get_regs(tid, r)) all.push_back(r);
   }
-  return sps;
-}
-
-std::vector<uint64_t> Session::register_words() const {
-  std::vector<uint64_t> words;
-  if (!impl_->main) return words;
-  for (auto& [tid, t] : impl_->main->threads) {
-    arch::Registers r;
-    if (!t->stopped || t->foreign || !get_regs(tid, r)) continue;
-    const auto& x = r.raw;
-    for (uint64_t v : {x.rax, x.rbx, x.rcx, x.rdx, x.rsi, x.rdi, x.rbp, x.rsp, x.r8, x.r9, x.r10,
-                       x.r11, x.r12, x.r13, x.r14, x.r15})
-      words.push_back(v);
-  }
-  return words;
+  return all;
 }
 
 Thread& Session::Impl::add_thread(Process& p, pid_t tid) {
@@ -479,8 +465,7 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     // the one that throws (operator new's bad_alloc) or is cancelled (a blocked accept)
     // never returns.
     restore_return_addresses(t, true);
-    Breakpoint self_bp = bp;
-    step_over(t, self_bp, regs);
+    step_over(t, bp, regs);
     return;
   }
   if (bp.kind == Breakpoint::Kind::LongJump) {
@@ -496,8 +481,7 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
       if (target_sp > regs.sp())
         std::erase_if(t.returns, [&](const PendingReturn& r) { return r.entry_sp < target_sp; });
     }
-    Breakpoint self_bp = bp;
-    step_over(t, self_bp, regs);
+    step_over(t, bp, regs);
     return;
   }
   if (bp.kind == Breakpoint::Kind::DebugState) {

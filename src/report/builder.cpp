@@ -84,12 +84,13 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
     struct Totals {
       uint64_t blocks = 0, bytes = 0;
     };
-    // Groups: one per (stack, kind); the kind is 4 (unclassified) without a scan.
+    // Groups: one per (stack, kind).
+    constexpr int kUnclassified = track::kLeakKinds;  // without a scan
     const track::Reachability* reach = options.reachability;
     r.summary.classified = reach != nullptr;
     absl::flat_hash_map<std::pair<track::StackId, int>, Totals> by_stack;
     tracker.allocations().for_each([&](const track::Block& b) {
-      int kind = reach ? static_cast<int>(reach->kind_of(b.address)) : 4;
+      int kind = reach ? static_cast<int>(reach->kind_of(b.address)) : kUnclassified;
       Totals& t = by_stack[{b.stack, kind}];
       ++t.blocks;
       t.bytes += b.size;
@@ -109,8 +110,9 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
       const std::vector<Frame>& f = symbolized.get(id.first);
       auto [it, inserted] = group_of.try_emplace({frames_key(f), id.second}, r.leaks.size());
       if (inserted) {
-        std::string kind = id.second < 4 ? std::string(track::to_string(static_cast<track::LeakKind>(id.second)))
-                                         : "unclassified";
+        std::string kind = id.second == kUnclassified
+                               ? "unclassified"
+                               : std::string(track::to_string(static_cast<track::LeakKind>(id.second)));
         r.leaks.push_back(Leak{kind, 0, 0, f});
       }
       Leak& leak = r.leaks[it->second];

@@ -20,6 +20,13 @@ std::string_view basename(std::string_view path) {
 
 const char* plural(uint64_t n, const char* one, const char* many) { return n == 1 ? one : many; }
 
+// "definitely_lost" as a person reads it: "definitely lost".
+std::string spoken(std::string_view kind) {
+  std::string s(kind);
+  std::replace(s.begin(), s.end(), '_', ' ');
+  return s;
+}
+
 // "    at 0x401136: make_widget (widget.c:12)", valgrind-style: the first frame "at", the
 // callers "by"; code without line info names its module instead.
 void append_frame(std::string& out, const Frame& f, bool first) {
@@ -93,11 +100,9 @@ std::string to_text(const Report& r) {
   else out += fmt::format("ptmem: {}\n", who);
 
   for (const Leak& leak : r.leaks) {
-    std::string kind = leak.kind;
-    std::replace(kind.begin(), kind.end(), '_', ' ');
     out += fmt::format("\nptmem: {} {} in {} {} never freed ({})\n", leak.bytes,
                        plural(leak.bytes, "byte", "bytes"), leak.blocks,
-                       plural(leak.blocks, "block is", "blocks are"), kind);
+                       plural(leak.blocks, "block is", "blocks are"), spoken(leak.kind));
     append_stack(out, leak.stack, kNoMemoryStack);
   }
 
@@ -128,10 +133,9 @@ std::string to_text(const Report& r) {
                        plural(s.leaked_blocks, "block", "blocks"), s.leak_sites,
                        plural(s.leak_sites, "site", "sites"));
     if (s.classified) {
-      static constexpr const char* kNames[] = {"definitely lost", "indirectly lost", "possibly lost",
-                                               "still reachable"};
-      for (int k = 0; k < 4; ++k)
-        out += fmt::format("ptmem:     {}: {} {} in {} {}\n", kNames[k], s.by_kind[k].bytes,
+      for (int k = 0; k < track::kLeakKinds; ++k)
+        out += fmt::format("ptmem:     {}: {} {} in {} {}\n",
+                           spoken(track::to_string(static_cast<track::LeakKind>(k))), s.by_kind[k].bytes,
                            plural(s.by_kind[k].bytes, "byte", "bytes"), s.by_kind[k].blocks,
                            plural(s.by_kind[k].blocks, "block", "blocks"));
     }
@@ -184,7 +188,7 @@ ordered_json to_json(const Report& r) {
   m["leaked_blocks"] = s.leaked_blocks;
   m["leaked_bytes"] = s.leaked_bytes;
   m["reachability_scanned"] = s.classified;
-  for (int k = 0; k < 4; ++k) {
+  for (int k = 0; k < track::kLeakKinds; ++k) {
     std::string name(track::to_string(static_cast<track::LeakKind>(k)));
     m[name + "_blocks"] = s.classified ? ordered_json(s.by_kind[k].blocks) : ordered_json(nullptr);
     m[name + "_bytes"] = s.classified ? ordered_json(s.by_kind[k].bytes) : ordered_json(nullptr);

@@ -20,24 +20,21 @@ namespace {
 // Per block, one byte: how it was reached (never, through some interior pointer, or by
 // start pointers only), and for unreached blocks its part in the lost cliques.
 enum : uint8_t {
-  kUnreached = 0, kInterior = 1, kStart = 2, kReachMask = 3,
-  kLeader = 4,  ///< unreached, leads a clique: definitely lost
-  kMember = 8,  ///< unreached, in some clique: indirectly lost
+  kUnreached = 0, kInterior = 1, kStart = 2,
+  kLeader = 3,  ///< unreached, leads a clique: definitely lost
+  kMember = 4,  ///< unreached, in some clique: indirectly lost
 };
 
 class Graph {
  public:
   explicit Graph(const AllocationTable& table) {
-    std::vector<std::pair<uint64_t, uint64_t>> blocks;  // transient: (start, end)
-    blocks.reserve(table.size());
-    table.for_each([&](const Block& b) { blocks.emplace_back(b.address, b.address + std::max<uint64_t>(b.size, 1)); });
-    std::sort(blocks.begin(), blocks.end());
-    starts.reserve(blocks.size());
-    ends.reserve(blocks.size());
-    for (auto& [b, e] : blocks) {
-      starts.push_back(b);
-      ends.push_back(e);
-      high_ = std::max(high_, e);
+    starts.reserve(table.size());
+    table.for_each([&](const Block& b) { starts.push_back(b.address); });
+    std::sort(starts.begin(), starts.end());
+    ends.reserve(starts.size());
+    for (uint64_t start : starts) {
+      ends.push_back(start + std::max<uint64_t>(table.find(start)->size, 1));
+      high_ = std::max(high_, ends.back());
     }
     state.assign(starts.size(), kUnreached);
   }
@@ -58,7 +55,7 @@ class Graph {
     if (found < 0) return;
     auto i = static_cast<size_t>(found);
     uint8_t r = std::min<uint8_t>(via, value == starts[i] ? kStart : kInterior);
-    if (r > (state[i] & kReachMask)) {
+    if (r > state[i]) {
       state[i] = r;
       work.push_back(static_cast<uint32_t>(i));
     }
@@ -179,7 +176,7 @@ Reachability Reachability::scan(const AllocationTable& blocks, std::span<const M
   while (!g.work.empty()) {
     size_t i = g.work.back();
     g.work.pop_back();
-    uint8_t via = g.state[i] & kReachMask;
+    uint8_t via = g.state[i];
     for_each_word(memory, g.starts[i], g.ends[i], buf, [&](uint64_t w) { g.mark(w, via); });
   }
   // Unreached blocks, memcheck's way: each unreached block not yet in a clique leads one,

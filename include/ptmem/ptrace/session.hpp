@@ -59,11 +59,9 @@ class Session {
   size_t thread_count() const;
   /// The traced program's modules (for symbolization at report time).
   const symbols::ModuleMap& modules() const;
-  /// The 16 general registers of every stopped thread of the traced process (roots of the
-  /// reachability scan, taken at the Final checkpoint).
-  std::vector<uint64_t> register_words() const;
-  /// The stack pointer of every stopped thread (below it, a stack holds only dead frames).
-  std::vector<uint64_t> stack_pointers() const;
+  /// The registers of every stopped thread of the traced process (for the reachability
+  /// scan at the Final checkpoint: roots, and where each stack's live part starts).
+  std::vector<arch::Registers> thread_registers() const;
   /// Called about once a second with the time since start (live figures).
   std::function<void()> on_tick;
   /// Moments when the target's fds must be compared with /proc/PID/fd (the tracker's

@@ -40,7 +40,7 @@ struct Summary {
   struct KindTotals {
     uint64_t blocks = 0, bytes = 0;
   };
-  KindTotals by_kind[4];
+  KindTotals by_kind[track::kLeakKinds];
 };
 
 struct Leak {

@@ -23,6 +23,7 @@
 namespace ptmem::track {
 
 enum class LeakKind : uint8_t { DefinitelyLost, IndirectlyLost, PossiblyLost, StillReachable };
+inline constexpr int kLeakKinds = 4;
 
 /// "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable".
 std::string_view to_string(LeakKind kind);
