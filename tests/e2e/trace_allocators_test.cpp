@@ -62,13 +62,7 @@ TEST_CASE("trace allocators: C calls reach jemalloc and tcmalloc and are counted
     INFO(ctx);
     REQUIRE(r.status == 0);
     REQUIRE(r.parsed);
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak small"), 1, 1, 40) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak calloc"), 1, 1, 120) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak zero"), 1, 1, 0) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak loop"), 1, 5, 320) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak posix_memalign"), 1, 1, 100) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak aligned_alloc"), 1, 1, 256) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak valloc"), 1, 1, 1000) == "");
+    check_sites(r.report, f, kMallocSites);
     CHECK(leaks_in(r.report, "trace_malloc") == 7);
     CHECK(summary(r.report, "free_null_calls") == 2);
     CHECK(summary(r.report, "failed_alloc_calls") == 1);
@@ -94,10 +88,7 @@ TEST_CASE("trace allocators: C++ operators new and delete of a preloaded allocat
     REQUIRE(r.status == 0);
     REQUIRE(r.parsed);
     CHECK(r.out == "done\n");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak new-int"), 1, 1, 4) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak new-array"), 1, 1, 100) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak string"), 2, 2, 73) == "");
-    CHECK(expect_site(r.report, f, marker_line(f, "@leak vector"), 2, 2, 424) == "");
+    check_sites(r.report, f, kCxxSites);
     CHECK(leaks_in(r.report, "trace_cxx") == 6);
     CHECK(summary(r.report, "frees_of_unknown_blocks") == 0);  // delete -> free is one free
     if (!a.startup_allocs) {

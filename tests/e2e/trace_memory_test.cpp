@@ -19,23 +19,6 @@ namespace {
 
 const std::string kMalloc = "trace_malloc.c";
 
-struct Site {
-  const char* marker;
-  const char* function;
-  long blocks, bytes;
-};
-
-// trace_malloc.c: one site per function; leak_aligned holds three.
-const Site kMallocSites[] = {
-    {"@leak small", "leak_small", 1, 40},
-    {"@leak calloc", "leak_calloc", 1, 120},
-    {"@leak zero", "leak_zero", 1, 0},
-    {"@leak loop", "leak_loop", 5, 320},
-    {"@leak posix_memalign", "leak_aligned", 1, 100},
-    {"@leak aligned_alloc", "leak_aligned", 1, 256},
-    {"@leak valloc", "leak_aligned", 1, 1000},
-};
-
 void check_malloc_counters(const Json& report) {
   CHECK(summary(report, "alloc_calls") == 16);
   CHECK(summary(report, "free_calls") == 5);
@@ -74,7 +57,7 @@ TEST_CASE("trace launch: malloc, calloc, memalign family leaks at their lines wi
   for (auto& s : kMallocSites) {
     const std::string marker = s.marker;
     CAPTURE(marker);
-    CHECK(expect_site(r.report, kMalloc, marker_line(kMalloc, s.marker), 1, s.blocks, s.bytes) == "");
+    CHECK(expect_site(r.report, kMalloc, marker_line(kMalloc, s.marker), s.groups, s.blocks, s.bytes) == "");
     auto at = leaks_at(r.report, kMalloc, marker_line(kMalloc, s.marker));
     if (at.size() == 1) {
       CHECK(at[0]["kind"] == "still_reachable");  // keep[] is a global
@@ -134,13 +117,7 @@ TEST_CASE("trace launch: C++ new, new[], leaked std::string and std::vector at t
   REQUIRE(r.parsed);
   CHECK(r.out == "done\n");
   // operator new / new[] and libstdc++ (its .so and its headers) are not the site.
-  CHECK(expect_site(r.report, f, marker_line(f, "@leak new-int"), 1, 1, 4) == "");
-  CHECK(expect_site(r.report, f, marker_line(f, "@leak new-array"), 1, 1, 100) == "");
-  // `new std::string(40, 'x')`: the object (32) from operator new called by the user's line,
-  // and its buffer (41) allocated inside libstdc++: two stacks, both sited on that line.
-  CHECK(expect_site(r.report, f, marker_line(f, "@leak string"), 2, 2, 73) == "");
-  // `new std::vector<int>(100)`: the object (24) and its buffer (400).
-  CHECK(expect_site(r.report, f, marker_line(f, "@leak vector"), 2, 2, 424) == "");
+  check_sites(r.report, f, kCxxSites);
   for (auto* m : {"@leak string", "@leak vector"}) {
     CAPTURE(m);
     std::set<long> sizes;
@@ -376,7 +353,7 @@ TEST_CASE("trace launch: static binary (the allocator is in the executable)") {
   for (auto& s : kMallocSites) {
     const std::string marker = s.marker;
     CAPTURE(marker);
-    CHECK(expect_site(r.report, kMalloc, marker_line(kMalloc, s.marker), 1, s.blocks, s.bytes) == "");
+    CHECK(expect_site(r.report, kMalloc, marker_line(kMalloc, s.marker), s.groups, s.blocks, s.bytes) == "");
     for (auto& g : leaks_at(r.report, kMalloc, marker_line(kMalloc, s.marker)))
       CHECK(frame_function(g["stack"][0]) == s.function);
   }

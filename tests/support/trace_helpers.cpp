@@ -1,5 +1,7 @@
 #include "trace_helpers.hpp"
 
+#include <doctest/doctest.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -387,6 +389,17 @@ std::optional<std::string> expect_line(Child& child, const std::string& needle, 
     if (!line) return std::nullopt;
     seen += *line + "\n";
     if (line->find(needle) != std::string::npos) return line;
+  }
+}
+
+}  // namespace ptmem::test
+
+namespace ptmem::test {
+
+void check_sites(const Json& report, const std::string& file, std::span<const SampleSite> sites) {
+  for (const SampleSite& s : sites) {
+    CAPTURE(s.marker);
+    CHECK(expect_site(report, file, marker_line(file, s.marker), s.groups, s.blocks, s.bytes) == "");
   }
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -23,6 +24,40 @@ using Json = nlohmann::json;
 /// main and never frees it: every dynamically linked C++ sample has this one block live at
 /// exit, in a stack without any program frame.
 inline constexpr long kLibstdcxxPoolBytes = 72704;
+
+/// A leak site of a sample: its marker, the function holding it, and what the report must
+/// show there (groups of stacks, blocks, bytes).  Shared by the tests that run one sample
+/// under different conditions (another allocator, another build).
+struct SampleSite {
+  const char* marker;
+  const char* function;
+  long groups, blocks, bytes;
+};
+
+/// trace_malloc.c: one site per function; leak_aligned holds three.
+inline constexpr SampleSite kMallocSites[] = {
+    {"@leak small", "leak_small", 1, 1, 40},
+    {"@leak calloc", "leak_calloc", 1, 1, 120},
+    {"@leak zero", "leak_zero", 1, 1, 0},
+    {"@leak loop", "leak_loop", 1, 5, 320},
+    {"@leak posix_memalign", "leak_aligned", 1, 1, 100},
+    {"@leak aligned_alloc", "leak_aligned", 1, 1, 256},
+    {"@leak valloc", "leak_aligned", 1, 1, 1000},
+};
+
+/// trace_cxx.cpp.  `new std::string(40, 'x')` makes two stacks on one line: the object (32)
+/// from operator new called by the user's line, and its buffer (41) allocated inside
+/// libstdc++; `new std::vector<int>(100)` likewise: the object (24) and its buffer (400).
+inline constexpr SampleSite kCxxSites[] = {
+    {"@leak new-int", "leak_new", 1, 1, 4},
+    {"@leak new-array", "leak_new", 1, 1, 100},
+    {"@leak string", "leak_containers", 2, 2, 73},
+    {"@leak vector", "leak_containers", 2, 2, 424},
+};
+
+/// Every site of |sites| (markers in |file|) shows exactly its groups, blocks and bytes
+/// (doctest CHECKs, one per site).
+void check_sites(const Json& report, const std::string& file, std::span<const SampleSite> sites);
 
 /// Absolute path of samples/<rel> in the source tree ($PTMEM_SOURCE_DIR, else found from the
 /// working directory or $BUILD_DIR/..).
