@@ -181,6 +181,20 @@ std::vector<ModuleImage> search_order(Process& p) {
   return ordered;
 }
 
+// Where the dynamic linker binds |name| (the first definer in |order|, ifuncs excepted,
+// since their symbol is a resolver, not the function): its address and module.
+struct Definition {
+  uint64_t address = 0;
+  const symbols::Module* module = nullptr;
+};
+std::optional<Definition> bound_definition(const std::vector<ModuleImage>& order, std::string_view name) {
+  for (auto& mi : order) {
+    bool ifunc = false;
+    if (auto v = mi.elf->function(name, &ifunc); v && !ifunc) return Definition{mi.bias + *v, mi.module};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool Session::Impl::setup_image(Process& p, Thread& t, bool at_exec) {
@@ -301,43 +315,28 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
   if (p.hooked.size() != functions.size()) p.hooked.assign(functions.size(), false);
   auto order = search_order(p);
   if (order.empty()) return;
+  // The module that provides malloc: the trampoline goes near it (any address would do),
+  // and allocator_only rows are hooked only there.
+  auto malloc_def = bound_definition(order, "malloc");
+  const symbols::Module* allocator = malloc_def ? malloc_def->module : nullptr;
   if (!p.trampoline) {
-    // Near the allocator's module (normally libc); any address would do for the trampoline.
-    uint64_t near = order.size() > 1 ? order[1].module->start : order[0].module->start;
-    for (auto& mi : order)
-      if (mi.elf->function("malloc")) { near = mi.module->start; break; }
+    uint64_t near = allocator ? allocator->start : order.size() > 1 ? order[1].module->start : order[0].module->start;
     auto slot = scratch_slot(p, t, near, 16);
     static constexpr uint8_t kInt3 = 0xCC;
     if (slot && p.mem.write(*slot, &kInt3, 1)) p.trampoline = *slot;
     else if (opt.verbose) fmt::print(stderr, "ptmem: cannot map a scratch page into {}\n", p.pid());
-  }
-  // The module that provides malloc (first in the search order): allocator_only rows are
-  // hooked only there.
-  const symbols::Module* allocator = nullptr;
-  for (auto& mi : order) {
-    bool ifunc = false;
-    if (mi.elf->function("malloc", &ifunc) && !ifunc) { allocator = mi.module; break; }
   }
   for (size_t i = 0; i < functions.size(); ++i) {
     const auto& fn = functions[i];
     if (p.hooked[i]) continue;
     if (fn.family == track::Family::Alloc && !opt.track_alloc) continue;
     if (fn.family == track::Family::Fd && !opt.track_fds) continue;
-    std::optional<uint64_t> addr;
-    const symbols::Module* provider = nullptr;
-    for (auto& mi : order) {
-      bool ifunc = false;
-      if (auto v = mi.elf->function(fn.name, &ifunc); v && !ifunc) {
-        addr = mi.bias + *v;
-        provider = mi.module;
-        break;
-      }
-    }
-    if (!addr) continue;
+    auto def = bound_definition(order, fn.name);
+    if (!def) continue;
     p.hooked[i] = true;
-    if (fn.allocator_only && provider != allocator) continue;
-    if (p.breakpoints.contains(*addr)) continue;  // an alias of a row already hooked
-    plant(p, t, *addr, Breakpoint::Kind::Function, static_cast<int>(i), fn.name);
+    if (fn.allocator_only && def->module != allocator) continue;
+    if (p.breakpoints.contains(def->address)) continue;  // an alias of a row already hooked
+    plant(p, t, def->address, Breakpoint::Kind::Function, static_cast<int>(i), fn.name);
   }
   // The unwinder's entry points, in every module that has its own copy (libgcc_s, or
   // libgcc_eh linked into a static program or a library): a C++ exception or a thread
