@@ -199,7 +199,7 @@ void Session::Impl::loop() {
       // The program stopped for job control: once every stop reported so far is handled
       // (its threads are listening for SIGCONT), stop ptmem too, so the shell sees the job
       // stop.  We return from this once fg or bg continues us.
-      pid_t tid = ::waitpid(-1, &status, __WALL | WNOHANG);
+      pid_t tid = deferred.empty() ? ::waitpid(-1, &status, __WALL | WNOHANG) : next_event(status);
       if (tid > 0) {
         handle(tid, status);
         continue;
