@@ -199,11 +199,15 @@ void Session::Impl::loop() {
       // The program stopped for job control: once every stop reported so far is handled
       // (its threads are listening for SIGCONT), stop ptmem too, so the shell sees the job
       // stop.  We return from this once fg or bg continues us.
+      // A group-stop reaches each thread on its own way into the kernel: the shell must
+      // not see the job stopped while some thread still runs, so wait for all of them.
       pid_t tid = deferred.empty() ? ::waitpid(-1, &status, __WALL | WNOHANG) : next_event(status);
+      if (tid == 0 && !all_group_stopped(*main)) tid = next_event(status);
       if (tid > 0) {
         handle(tid, status);
         continue;
       }
+      if (tid < 0 && errno == EINTR) continue;
       int sig = std::exchange(job_stop, 0);
       if (tid == 0) {
         for (auto& [_, thread] : main->threads)
@@ -322,7 +326,9 @@ void Session::Impl::handle_stop(Thread& t, int status) {
         t.group_stopped = true;
         resume(t);
       } else {
-        // PTRACE_INTERRUPT, or the first stop of a new thread, or the end of a group-stop.
+        // PTRACE_INTERRUPT, or the first stop of a new thread, or the end of a group-stop
+        // (a SIGCONT before ptmem mirrored the stop: the job runs again, ptmem with it).
+        if (t.group_stopped) job_stop = 0;
         t.group_stopped = false;
         resume(t);
       }

@@ -91,6 +91,12 @@ struct Session::Impl {
     return it == by_tid.end() ? nullptr : it->second;
   }
   Thread& add_thread(Process& p, pid_t tid);
+  /// Every thread of |p| that will take part in a group-stop has reported it.
+  static bool all_group_stopped(const Process& p) {
+    for (auto& [_, t] : p.threads)
+      if (!t->group_stopped && !t->exiting && !t->foreign) return false;
+    return true;
+  }
 
   // ---- setup.cpp
   std::optional<std::string> launch(const std::vector<std::string>& argv);

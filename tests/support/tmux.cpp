@@ -83,6 +83,10 @@ bool Tmux::shows(const std::string& text) {
   return eventually([&] { return screen().find(text) != std::string::npos; });
 }
 
+bool Tmux::printed(const std::string& text) {
+  return eventually([&] { return cmd({"capture-pane", "-p", "-S", "-", "-t", "t"}).out.find(text) != std::string::npos; });
+}
+
 size_t Tmux::count(const std::string& text) {
   auto s = screen();
   size_t n = 0;

@@ -34,6 +34,9 @@ class Tmux {
   /// Types |line| and presses Enter.
   void type(const std::string& line);
   bool shows(const std::string& text);
+  /// Like shows(), also searching the lines scrolled off the top of the pane: for output
+  /// longer than the pane, whose first lines may scroll off before they are looked for.
+  bool printed(const std::string& text);
   /// How many times |text| is on the screen.
   size_t count(const std::string& text);
   /// The status start() echoes after the command, read from the screen.
