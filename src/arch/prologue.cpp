@@ -1,8 +1,9 @@
 // relocate_prologue: the planner (step_over.cpp) decodes each displaced instruction and
 // says how it depends on its address; here they are re-emitted for the copy.  Straight-line
 // code is copied (RIP-relative displacement re-aimed), rel8/rel32 branches become rel32
-// branches to the same absolute target, syscall is copied as is (the kernel returns to the
-// next instruction wherever that is).
+// branches to the same absolute target, a direct call becomes a push of its original
+// return address and a jump, syscall is copied as is (the kernel returns to the next
+// instruction wherever that is).
 #include "ptmem/arch/prologue.hpp"
 
 #include <algorithm>
@@ -87,7 +88,23 @@ std::variant<Prologue, std::string> relocate_prologue(uint64_t entry, std::span<
     const Detail& d = *plan.detail;
     p.boundaries.push_back({static_cast<uint8_t>(pc - p.patch), static_cast<uint16_t>(p.code.size())});
     const uint64_t here = slot + p.code.size();
-    if (auto target = branch_target(plan); target && d.op != Detail::Op::Call) {
+    if (auto target = branch_target(plan); target && d.op == Detail::Op::Call) {
+      // The callee must return to the original code after the call (its unwind info is
+      // there, and so is the rest of the function): push that address, then jump.
+      //   push %rax; movabs $return, %rax; xchg %rax, (%rsp); jmp target
+      // So the call ends what is displaced; a return into the overwritten bytes is refused.
+      if (at + plan.length - (p.patch - entry) < kHookJumpSize)
+        return fmt::format("'{}' in the prologue would return into the patched bytes", plan.text);
+      const uint64_t ret = pc + plan.length;
+      p.code.push_back(0x50);
+      p.code.insert(p.code.end(), {0x48, 0xb8});
+      for (int i = 0; i < 8; ++i) p.code.push_back(static_cast<uint8_t>(ret >> (8 * i)));
+      p.code.insert(p.code.end(), {0x48, 0x87, 0x04, 0x24});
+      auto jmp = jump_rel32(slot + p.code.size(), *target);
+      if (jmp.empty()) return fmt::format("'{}' cannot reach its target from the copy", plan.text);
+      p.code.insert(p.code.end(), jmp.begin(), jmp.end());
+      ended = true;
+    } else if (target) {
       if (d.op == Detail::Op::Jmp) {
         auto jmp = jump_rel32(here, *target);
         if (jmp.empty()) return fmt::format("'{}' cannot reach its target from the copy", plan.text);

@@ -137,10 +137,38 @@ TEST_CASE("prologue: a displaced jmp ends the copy; syscall is copied as is") {
   CHECK(r2.code[3] == 0x05);
 }
 
+// sub $8,%rsp; call callee; add $8,%rsp; ret -- the callee returns its return address.
+extern "C" uint64_t ptmem_test_caller();
+__asm__(".text\n"
+        "ptmem_test_caller:\n  sub $8, %rsp\n  call ptmem_test_callee\n  add $8, %rsp\n  ret\n"
+        "ptmem_test_callee:\n  mov (%rsp), %rax\n  ret\n");
+
+TEST_CASE("prologue: a displaced call returns to the original code after it") {
+  const uint64_t entry = 0x400000, slot = 0x410000;
+  std::vector<uint8_t> f{0x48, 0x83, 0xec, 0x08, 0xe8, 0x00, 0x01, 0x00, 0x00, 0x48, 0x83, 0xc4, 0x08, 0xc3};
+  const Prologue p = ok(relocate_prologue(entry, f, slot));
+  CHECK(p.length == 9);  // the sub and the call
+  // sub; push rax; movabs $entry+9, rax; xchg rax,(rsp); jmp target -- nothing after it.
+  REQUIRE(p.code.size() == 4 + 1 + 10 + 4 + 5);
+  uint64_t ret;
+  std::memcpy(&ret, p.code.data() + 7, 8);
+  CHECK(ret == entry + 9);
+  int32_t rel;
+  std::memcpy(&rel, p.code.data() + 20, 4);
+  CHECK(slot + p.code.size() + rel == entry + 9 + 0x100);
+
+  // And run: the callee sees the original return address, the caller finishes there.
+  const auto fn = reinterpret_cast<uint64_t>(&ptmem_test_caller);
+  NearPage page(fn);
+  auto* copy = relocated(&ptmem_test_caller, page, 0);
+  CHECK(copy() == fn + 9);
+  CHECK(ptmem_test_caller() == fn + 9);
+}
+
 TEST_CASE("prologue: refusals say why") {
   const uint64_t entry = 0x400000, slot = 0x410000;
-  // call rel32 first: the callee would see the copy's return address.
-  std::vector<uint8_t> call{0xe8, 0x00, 0x01, 0x00, 0x00, 0xc3};
+  // An indirect call: where it goes is only known when it runs.
+  std::vector<uint8_t> call{0xff, 0xd0, 0x90, 0x90, 0x90, 0xc3};
   CHECK(refused(relocate_prologue(entry, call, slot)).find("cannot be relocated") != std::string::npos);
   // ret before 5 bytes: the function is too short to hold the jump.
   std::vector<uint8_t> tiny{0x31, 0xc0, 0xc3};
