@@ -436,23 +436,6 @@ track::StackId Session::Impl::capture_stack(Thread& t, const arch::Registers& re
   return stacks.intern(std::span<const uint64_t>(pcs.data(), n), p.modules.generation());
 }
 
-static bool creates_something(track::Action a) {
-  using track::Action;
-  switch (a) {
-    case Action::Free:
-    case Action::FdClose:
-    case Action::FileClose:
-    case Action::DirClose:
-    case Action::CloseRange:
-    case Action::FileWrap:
-    case Action::DirWrap:
-    case Action::RecvMsg:  // rarely carries fds: its stack is taken at return when it does
-      return false;
-    default:
-      return true;
-  }
-}
-
 void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registers& regs) {
   Process& p = t.process();
   if (bp.kind == Breakpoint::Kind::Entry) {
@@ -526,7 +509,7 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     call.tid = t.tid();
     for (int i = 0; i < 6; ++i) call.args[i] = regs.arg(i);
     track::decode_entry(call, p.mem);
-    if (creates_something(fn.action) &&
+    if (track::creates(fn.action) &&
         !(fn.action == track::Action::FdFcntl && call.args[1] != F_DUPFD &&
           call.args[1] != F_DUPFD_CLOEXEC))
       call.stack = capture_stack(t, regs, bp.address);

@@ -100,6 +100,36 @@ constexpr TracedFunction kFunctions[] = {
 
 std::span<const TracedFunction> traced_functions() { return kFunctions; }
 
+bool creates(Action a) {
+  switch (a) {
+    case A::Free:
+    case A::FdClose:
+    case A::FileClose:
+    case A::DirClose:
+    case A::CloseRange:
+    case A::FileWrap:  // the fd already exists with its own creator
+    case A::DirWrap:
+    case A::RecvMsg:   // rarely carries fds
+      return false;
+    default:
+      return true;
+  }
+}
+
+bool releases(Action a) {
+  switch (a) {
+    case A::Free:
+    case A::FdClose:
+    case A::FileClose:
+    case A::DirClose:
+    case A::CloseRange:
+    case A::FdDup2:  // closes its target first; the number is the caller's choice
+      return true;
+    default:
+      return false;
+  }
+}
+
 int find_traced_function(std::string_view name) {
   for (size_t i = 0; i < std::size(kFunctions); ++i)
     if (kFunctions[i].name == name) return static_cast<int>(i);

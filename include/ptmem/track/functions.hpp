@@ -59,6 +59,13 @@ struct TracedFunction {
 /// __libc_malloc, open and open64) are deduplicated by the engine by address: first row wins.
 std::span<const TracedFunction> traced_functions();
 
+/// Does the action create something (a block, an fd) whose creator's stack is kept?
+/// (fcntl only for F_DUPFD; recvmsg only when it carries fds: the engines check those.)
+bool creates(Action a);
+/// Does it release something?  The release takes effect before the call returns, so an
+/// event source orders it by its entry, a creation by its return.
+bool releases(Action a);
+
 /// Index of |name| in traced_functions(), or -1.
 int find_traced_function(std::string_view name);
 
