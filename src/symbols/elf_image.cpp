@@ -25,6 +25,7 @@ void init_libelf() {
 struct SymbolIndex {
   struct Entry {
     uint64_t value = 0;
+    uint64_t size = 0;
     uint8_t type = STT_NOTYPE;
     uint8_t rank = 0;  // lower is better, see rank_of()
   };
@@ -89,7 +90,7 @@ void ElfImage::Impl::build(SymbolIndex& index, Elf_Scn* scn, bool with_versions)
       if (gelf_getversym(versions, static_cast<int>(i), &v) != nullptr)
         hidden = (v & 0x8000) != 0;
     }
-    SymbolIndex::Entry entry{sym.st_value, static_cast<uint8_t>(GELF_ST_TYPE(sym.st_info)),
+    SymbolIndex::Entry entry{sym.st_value, sym.st_size, static_cast<uint8_t>(GELF_ST_TYPE(sym.st_info)),
                              rank_of(static_cast<uint8_t>(GELF_ST_BIND(sym.st_info)), hidden)};
     auto [it, inserted] = index.by_name.try_emplace(std::string_view(name), entry);
     if (!inserted && entry.rank < it->second.rank) it->second = entry;
@@ -179,10 +180,11 @@ bool ElfImage::is_dynamic_object() const { return impl_->ehdr.e_type == ET_DYN; 
 uint64_t ElfImage::entry() const { return impl_->ehdr.e_entry; }
 uint64_t ElfImage::first_load_vaddr() const { return impl_->first_load_vaddr; }
 
-std::optional<uint64_t> ElfImage::function(std::string_view name, bool* is_ifunc) const {
+std::optional<uint64_t> ElfImage::function(std::string_view name, bool* is_ifunc, uint64_t* size) const {
   const auto* e = impl_->lookup(name, true);
   if (!e) return std::nullopt;
   if (is_ifunc) *is_ifunc = e->type == STT_GNU_IFUNC;
+  if (size) *size = e->size;
   return e->value;
 }
 

@@ -398,6 +398,33 @@ void Unwinder::modules_changed() { impl_->report(); }
 
 void Unwinder::set_rule_cache(bool enabled) { impl_->use_rules = enabled; }
 
+std::optional<CompactRule> Unwinder::compact_rule(uint64_t pc, bool adjusted) {
+  Impl& s = *impl_;
+  if (!s.attached || pc == 0) return std::nullopt;
+  const UnwindRule& rule = s.rule_for(adjusted ? pc - 1 : pc);
+  if (!rule.usable || rule.signal_frame) return std::nullopt;
+  CompactRule c;
+  const RegRule& ra = rule.regs[kDwarfRip];
+  if (ra.kind == RegRule::Undefined) {
+    c.end = true;
+    return c;
+  }
+  if (!rule.cfa_known || (rule.cfa_reg != kDwarfRsp && rule.cfa_reg != kDwarfRbp)) return std::nullopt;
+  const RegRule& sp = rule.regs[kDwarfRsp];
+  if (ra.kind != RegRule::AtCfa || sp.kind != RegRule::ValCfa || sp.offset != 0) return std::nullopt;
+  c.cfa_reg = rule.cfa_reg;
+  c.cfa_offset = rule.cfa_offset;
+  c.ra_offset = ra.offset;
+  const RegRule& fp = rule.regs[kDwarfRbp];
+  switch (fp.kind) {
+    case RegRule::Same: c.rbp = CompactRule::RbpSame; break;
+    case RegRule::AtCfa: c.rbp = CompactRule::RbpAtCfa; c.rbp_offset = fp.offset; break;
+    case RegRule::ValCfa: return std::nullopt;
+    default: c.rbp = CompactRule::RbpUnknown; break;
+  }
+  return c;
+}
+
 size_t Unwinder::unwind(const arch::Registers& regs, std::span<const uint8_t> stack,
                         arch::MemoryAccess* fallback, size_t max_frames, uint64_t* out) {
   if (max_frames == 0) return 0;

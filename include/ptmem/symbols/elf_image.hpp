@@ -24,8 +24,10 @@ class ElfImage {
 
   /// Link-time address (st_value) of a defined function symbol: STT_FUNC or STT_GNU_IFUNC,
   /// global or weak, section != SHN_UNDEF; .dynsym first, then .symtab.  |is_ifunc| tells
-  /// whether it is an IFUNC resolver rather than the function itself.
-  std::optional<uint64_t> function(std::string_view name, bool* is_ifunc = nullptr) const;
+  /// whether it is an IFUNC resolver rather than the function itself; |size| gets st_size
+  /// (0 when the symbol does not say).
+  std::optional<uint64_t> function(std::string_view name, bool* is_ifunc = nullptr,
+                                   uint64_t* size = nullptr) const;
   /// Any defined symbol (objects included, e.g. "_r_debug"), same lookup order.
   std::optional<uint64_t> symbol(std::string_view name) const;
   /// Lowest PT_LOAD p_vaddr rounded down to the page: load bias = (address of the mapping

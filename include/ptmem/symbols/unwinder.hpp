@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 
 #include "ptmem/arch/registers.hpp"
@@ -14,6 +15,19 @@
 #include "ptmem/symbols/module_map.hpp"
 
 namespace ptmem::symbols {
+
+/// One frame's unwind step in the few forms x86-64 compilers emit for ordinary code, so
+/// that a walker without libdw (the inject engine's agent) can follow it: CFA = rsp or
+/// rbp + offset, the return address saved at CFA + ra_offset, the caller's rsp = CFA, its
+/// rbp unchanged, saved at CFA + rbp_offset, or unknown.
+struct CompactRule {
+  bool end = false;        ///< the return address is undefined: the outermost frame
+  uint8_t cfa_reg = 7;     ///< DWARF register: 6 rbp, 7 rsp
+  int32_t cfa_offset = 0;
+  int32_t ra_offset = 0;
+  enum Rbp : uint8_t { RbpUnknown, RbpSame, RbpAtCfa } rbp = RbpUnknown;
+  int32_t rbp_offset = 0;
+};
 
 /// Not thread-safe: one per thread that unwinds.
 class Unwinder {
@@ -38,6 +52,10 @@ class Unwinder {
   /// libdwfl's frame-pointer guess, still go through libdwfl.  Off: libdwfl for every
   /// frame (for tests that compare the two, and for measuring).
   void set_rule_cache(bool enabled);
+
+  /// The unwind step at |pc| as a CompactRule, if it has that form (the same step
+  /// unwind() takes there).  |adjusted|: |pc| is a return address, looked up at pc - 1.
+  std::optional<CompactRule> compact_rule(uint64_t pc, bool adjusted);
 
   /// The frame-pointer walk unwind() falls back to when CFI unwinding stops with an error:
   /// from |fp| (rbp of the last good frame) follow the saved-rbp chain, appending the
