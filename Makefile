@@ -21,11 +21,11 @@ LDLIBS   += $(PKG_LIBS) -lpthread
 SRC      := $(shell find src -name '*.cpp' | sort)
 MAIN_SRC := src/cli/main.cpp
 LIB_SRC  := $(filter-out $(MAIN_SRC),$(SRC))
-LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/obj/agent_blob.o
 MAIN_OBJ := $(MAIN_SRC:%.cpp=$(BUILD)/obj/%.o)
 PTMEM    := $(BUILD)/ptmem
 
-.PHONY: all deps test unit e2e bench install clean demo
+.PHONY: all deps test unit e2e e2e-inject bench install clean demo
 all: $(PTMEM)
 
 $(BUILD)/obj/%.o: %.cpp
@@ -58,9 +58,9 @@ install: $(PTMEM)
 clean:
 	rm -rf $(BUILD)
 
-# Every module may bring its own rules: samples/*.mk, tests/*.mk, bench/*.mk.
+# Every module may bring its own rules: samples/*.mk, tests/*.mk, bench/*.mk, src/*/*.mk.
 # Sub-makefiles add prerequisites to `test-deps` (things the tests need built).
 .PHONY: test-deps
 test-deps: $(PTMEM)
--include $(sort $(wildcard samples/*.mk tests/*.mk bench/*.mk))
+-include $(sort $(wildcard samples/*.mk tests/*.mk bench/*.mk src/*/*.mk))
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

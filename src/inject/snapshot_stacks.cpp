@@ -1,0 +1,41 @@
+#include "ptmem/inject/snapshot_stacks.hpp"
+
+namespace ptmem::inject {
+
+track::StackId SnapshotStacks::stack(const ptmem_record& r, uint64_t function_address,
+                                     std::span<const uint64_t> walked, std::span<const uint8_t> snapshot) {
+  if (!walked.empty()) {
+    ++walked_;
+    return table_.intern(walked.first(std::min(walked.size(), pcs_.size())), modules_.generation());
+  }
+  ++unwound_;
+  // The registers at the function's entry, as a breakpoint there would have seen them:
+  // the unwinder needs the pc, the stack pointer and the callee-saved registers.
+  arch::Registers regs;
+  regs.raw.rip = function_address;
+  regs.raw.rsp = r.sp;
+  regs.raw.rbx = r.regs[0];
+  regs.raw.rbp = r.regs[1];
+  regs.raw.r12 = r.regs[2];
+  regs.raw.r13 = r.regs[3];
+  regs.raw.r14 = r.regs[4];
+  regs.raw.r15 = r.regs[5];
+  regs.raw.rdi = r.args[0];
+  regs.raw.rsi = r.args[1];
+  regs.raw.rdx = r.args[2];
+  regs.raw.rcx = r.args[3];
+  regs.raw.r8 = r.args[4];
+  regs.raw.r9 = r.args[5];
+  size_t n = unwinder_.unwind(regs, snapshot, live_, pcs_.size(), pcs_.data());
+  n = std::max<size_t>(n, 1);
+  // Teach the agent these steps.  A chain the agent can walk to its end gives these same
+  // pcs: every step is the one unwind() took (the rules are its own cache).
+  for (size_t i = 0; host_ && i < n; ++i) {
+    auto rule = unwinder_.compact_rule(pcs_[i], i > 0);
+    if (!rule) break;
+    host_->publish(pcs_[i], i > 0, *rule);
+  }
+  return table_.intern(std::span<const uint64_t>(pcs_.data(), n), modules_.generation());
+}
+
+}  // namespace ptmem::inject
