@@ -12,7 +12,7 @@
  *   quit       -> exits 0 after joining the workers (a paused worker wakes up, does exactly
  *                 one more round: 3 allocating calls and 2 frees, and ends)
  *
- * The 4 workers loop over malloc/realloc/calloc/free and verify what they wrote, so breakpoints
+ * The workers (4, or argv[1], at most 64) loop over malloc/realloc/calloc/free and verify what they wrote, so breakpoints
  * are hit all the time while ptmem attaches and detaches.  A corrupted register or a lost
  * write would show up as bad > 0; a stray int3 left behind would kill the process. */
 #include <pthread.h>
@@ -21,7 +21,8 @@
 
 #include "trace_common.h"
 
-#define WORKERS 4
+#define MAX_WORKERS 64
+static int WORKERS = 4;
 
 static atomic_long rounds;
 static atomic_long bad;
@@ -82,8 +83,10 @@ static void leak(long n) {
   for (long i = 0; i < n && kept_count < 4096; i++) kept[kept_count++] = malloc(24);  // @leak attach
 }
 
-int main(void) {
-  pthread_t threads[WORKERS];
+int main(int argc, char** argv) {
+  if (argc > 1) WORKERS = atoi(argv[1]);
+  if (WORKERS < 1 || WORKERS > MAX_WORKERS) die("workers: 1 to 64");
+  pthread_t threads[MAX_WORKERS];
   for (long i = 0; i < WORKERS; i++)
     if (pthread_create(&threads[i], NULL, worker, (void*)i) != 0) die("pthread_create");
   say("ready %d\n", (int)getpid());

@@ -1,5 +1,6 @@
 // `ptmem launch` and `ptmem attach`: options, the tracing session, and the report.
 // Data flows one way: Session (events) -> Tracker and StackTable -> report::build_report.
+#include <cstdlib>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -72,6 +73,7 @@ struct TraceArgs {
   size_t depth = 16;
   std::string duration;
   int error_exitcode = -1;
+  std::string engine;
   bool no_fds = false;
   bool fds_only = false;
   bool no_reachability = false;
@@ -95,6 +97,13 @@ void add_common_options(CLI::App* app, TraceArgs& a) {
   app->add_option("--error-exitcode", a.error_exitcode, "Exit with N when leaks were found")
       ->check(CLI::Range(0, 255))
       ->type_name("N");
+  // The default can come from the environment, so that a test suite runs under either.
+  const char* env = std::getenv("PTMEM_ENGINE");
+  a.engine = env && *env ? env : "breakpoint";
+  app->add_option("--engine", a.engine,
+                  "Event source: breakpoint (a ptrace stop per call) or inject (an agent in the target)")
+      ->check(CLI::IsMember({"breakpoint", "inject"}))
+      ->type_name("breakpoint|inject");
   auto* no_fds = app->add_flag("--no-fds", a.no_fds, "Do not trace file descriptors");
   auto* fds_only = app->add_flag("--fds-only", a.fds_only, "Trace file descriptors, not the allocator");
   no_fds->excludes(fds_only);
@@ -123,6 +132,7 @@ int run_trace(TraceArgs& a, bool launch) {
   opt.depth = a.depth;
   opt.quiet = a.quiet;
   opt.verbose = a.verbose;
+  opt.engine = a.engine == "inject" ? ptrace::Engine::Inject : ptrace::Engine::Breakpoint;
   if (!a.duration.empty()) opt.duration = util::parse_duration(a.duration);
 
   track::Tracker tracker;

@@ -186,11 +186,13 @@ std::vector<ModuleImage> search_order(Process& p) {
 struct Definition {
   uint64_t address = 0;
   const symbols::Module* module = nullptr;
+  uint64_t size = 0;  // st_size, 0 if unknown
 };
 std::optional<Definition> bound_definition(const std::vector<ModuleImage>& order, std::string_view name) {
   for (auto& mi : order) {
     bool ifunc = false;
-    if (auto v = mi.elf->function(name, &ifunc); v && !ifunc) return Definition{mi.bias + *v, mi.module};
+    uint64_t size = 0;
+    if (auto v = mi.elf->function(name, &ifunc, &size); v && !ifunc) return Definition{mi.bias + *v, mi.module, size};
   }
   return std::nullopt;
 }
@@ -264,8 +266,17 @@ void Session::Impl::refresh_modules(Process& p, Thread& t) {
         p.hooked[static_cast<size_t>(bp->function)] = false;
     p.breakpoints.forget_range(m->start, m->end);  // unmapped: nothing to restore
   }
+  if (!removed.empty() && p.agent) p.agent->rules_off();
   if (p.unwinder) p.unwinder->modules_changed();
   install_hooks(p, t);
+}
+
+// A body that is only a jump, after an endbr64 when built with CET (operator delete).
+bool Session::Impl::starts_with_jump(uint64_t addr, std::span<const uint8_t> code) {
+  auto first = planner.plan(addr, code);
+  if (first.text.starts_with("endbr64") && first.length < code.size())
+    return planner.plan(addr + first.length, code.subspan(first.length)).text.starts_with("jmp ");
+  return first.text.starts_with("jmp ");
 }
 
 // An int3 at |addr| with its way past planned: a relocated copy when the instruction allows
@@ -282,11 +293,7 @@ void Session::Impl::plant(Process& p, Thread& t, uint64_t addr, Breakpoint::Kind
   bp.original = code[0];
   bp.function = function;
   bp.plan = planner.plan(addr, std::span<const uint8_t>(code, n));
-  // A body that is only a jump, after an endbr64 when built with CET.
-  bp.tail_jump = bp.plan.text.starts_with("jmp ");
-  if (bp.plan.text.starts_with("endbr64") && bp.plan.length < n)
-    bp.tail_jump = planner.plan(addr + bp.plan.length, std::span<const uint8_t>(code + bp.plan.length, n - bp.plan.length))
-                       .text.starts_with("jmp ");
+  bp.tail_jump = starts_with_jump(addr, std::span<const uint8_t>(code, n));
   // A relocated copy costs the target nothing beyond the stop, while emulating a push or
   // a memory compare costs a syscall into its memory at every hit: prefer the copy.
   const auto planned = bp.plan.kind;
@@ -326,6 +333,15 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
     if (slot && p.mem.write(*slot, &kInt3, 1)) p.trampoline = *slot;
     else if (opt.verbose) fmt::print(stderr, "ptmem: cannot map a scratch page into {}\n", p.pid());
   }
+  // The inject engine patches functions only while no thread runs: at attach, and at a
+  // launched program's first library notification.  Later loads get breakpoints.
+  inject_agent(p, t);
+  const bool patch_now = p.agent && world_stopped(p);
+  struct Candidate {
+    size_t row;
+    Definition def;
+  };
+  std::vector<Candidate> todo;
   for (size_t i = 0; i < functions.size(); ++i) {
     const auto& fn = functions[i];
     if (p.hooked[i]) continue;
@@ -336,8 +352,34 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
     p.hooked[i] = true;
     if (fn.allocator_only && def->module != allocator) continue;
     if (p.breakpoints.contains(def->address)) continue;  // an alias of a row already hooked
-    plant(p, t, def->address, Breakpoint::Kind::Function, static_cast<int>(i), fn.name);
+    if (p.agent && p.agent->hooked(def->address)) continue;
+    if (std::any_of(todo.begin(), todo.end(), [&](auto& c) { return c.def.address == def->address; })) continue;
+    todo.push_back({i, *def});
   }
+  // A family is the agent's whole or not at all: calls nest within a family (operator new
+  // -> malloc, fopen -> open) and only one engine can tell the outer call from the inner.
+  bool family_refused[2] = {false, false};
+  if (patch_now)
+    for (auto& c : todo) {
+      const auto& fn = functions[c.row];
+      if (auto why = agent_refusal(p, c.def.address, c.def.size)) {
+        fmt::print(stderr, "ptmem: inject engine: {} cannot be patched ({}): the {} functions are traced with breakpoints\n",
+                   fn.name, *why, fn.family == track::Family::Alloc ? "allocator" : "fd");
+        family_refused[static_cast<size_t>(fn.family)] = true;
+      }
+    }
+  for (auto& c : todo) {
+    const auto& fn = functions[c.row];
+    if (patch_now && !family_refused[static_cast<size_t>(fn.family)]) {
+      uint8_t head[16] = {};
+      size_t n = p.mem.read_partial(c.def.address, head, sizeof head);
+      if (agent_hook(p, t, static_cast<int>(c.row), c.def.address, c.def.size,
+                     starts_with_jump(c.def.address, std::span<const uint8_t>(head, n))))
+        continue;
+    }
+    plant(p, t, c.def.address, Breakpoint::Kind::Function, static_cast<int>(c.row), fn.name);
+  }
+  if (patch_now) agent_hooks_in(p);
   // The unwinder's entry points, in every module that has its own copy (libgcc_s, or
   // libgcc_eh linked into a static program or a library): a C++ exception or a thread
   // cancellation must never meet our trampoline as a return address.

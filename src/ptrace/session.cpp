@@ -228,7 +228,10 @@ void Session::Impl::loop() {
   terminal.take_back();
 }
 
-// The next event: a deferred one first, else waitpid's.
+// The next event: a deferred one first, else waitpid's.  While the agent records, ptmem
+// drains its rings between events instead of sleeping in waitpid: a poll that backs off
+// to a few milliseconds when the target is quiet, and returns EINTR now and then so the
+// loop sees stop requests and its deadline.
 pid_t Session::Impl::next_event(int& status) {
   if (!deferred.empty()) {
     auto [tid, st] = deferred.front();
@@ -236,7 +239,25 @@ pid_t Session::Impl::next_event(int& status) {
     status = st;
     return tid;
   }
-  return ::waitpid(-1, &status, __WALL);
+  if (!main || !main->agent) return ::waitpid(-1, &status, __WALL);
+  // waitpid scans every tracee: while the rings keep it busy, ask only every 500 us.
+  using clock = std::chrono::steady_clock;
+  const auto until = clock::now() + std::chrono::milliseconds(20);
+  auto asked = clock::time_point{};
+  for (unsigned idle = 0;;) {
+    auto now = clock::now();
+    if (idle || now - asked >= std::chrono::microseconds(500)) {
+      asked = now;
+      pid_t r = ::waitpid(-1, &status, __WALL | WNOHANG);
+      if (r != 0) return r;
+    }
+    if (drain_agent(*main) > 0) idle = 0;
+    else ::usleep(std::min(50u << std::min(idle++, 6u), 2000u));
+    if (stop_requested() || now >= until) {
+      errno = EINTR;
+      return -1;
+    }
+  }
 }
 
 // Waits for |t|'s next event, keeping other threads' events for the loop.  waitpid(tid)
@@ -257,6 +278,7 @@ pid_t Session::Impl::wait_for_thread(Thread& t, int& status) {
     if (r == 0) {
       // Injected syscalls and single steps take microseconds: poll tightly at first.
       if (polls > 64) {
+        if (main) drain_agent(*main);  // a thread may wait for room in its ring meanwhile
         auto stat = proc::read_file(stat_path, 512);
         auto paren = stat ? stat->rfind(')') : std::string::npos;
         if (paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] == 'Z' ||
@@ -344,7 +366,15 @@ void Session::Impl::handle_stop(Thread& t, int status) {
     case PTRACE_EVENT_EXIT:
       on_exit_stop(t);
       return;
-    default:  // VFORK_DONE and anything else: nothing to do
+    case PTRACE_EVENT_VFORK_DONE:
+      // The child has exec'd or exited, and this thread runs again, its own calls to
+      // record: the agent stops passing them through before the thread goes on (the
+      // child's exec or exit event may come later).
+      if (t.vfork_tcb && t.process().agent) t.process().agent->suspend(t.vfork_tcb, false);
+      t.vfork_tcb = 0;
+      resume(t);
+      return;
+    default:
       resume(t);
       return;
   }
@@ -454,6 +484,7 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     // the one that throws (operator new's bad_alloc) or is cancelled (a blocked accept)
     // never returns.
     restore_return_addresses(t, true);
+    if (p.agent) p.agent->abandon_calls(regs.raw.fs_base, UINT64_MAX, p.mem);
     step_over(t, bp, regs);
     return;
   }
@@ -463,12 +494,14 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     // trampoline word would look nested in one of them and be missed.  The slot check in
     // inside_call() catches the rest (a longjmp through a path not hooked here).
     uint64_t mangled = 0, guard = 0;
-    if (!t.returns.empty() &&
+    if ((!t.returns.empty() || p.agent) &&
         p.mem.read(regs.arg(0) + arch::glibc::kJmpBufSp * 8, &mangled, 8) &&
         p.mem.read(regs.raw.fs_base + arch::glibc::kPointerGuardOffset, &guard, 8)) {
       uint64_t target_sp = arch::glibc::demangle_pointer(mangled, guard);
-      if (target_sp > regs.sp())
+      if (target_sp > regs.sp()) {
         std::erase_if(t.returns, [&](const PendingReturn& r) { return r.entry_sp < target_sp; });
+        if (p.agent) p.agent->abandon_calls(regs.raw.fs_base, target_sp, p.mem);
+      }
     }
     step_over(t, bp, regs);
     return;
@@ -589,12 +622,19 @@ void Session::Impl::on_new_task(Thread& parent, int event) {
     // breakpoints, which must be stepped over but not recorded.
     forked[child] = ForkedChild{&p, {}, true, parent.tid()};
     parent.in_vfork = true;
+    arch::Registers regs;
+    if (p.agent && get_regs(parent.tid(), regs)) {
+      parent.vfork_tcb = regs.raw.fs_base;
+      p.agent->suspend(parent.vfork_tcb, true);
+    }
     if (early_stops.contains(child)) {
       early_stops.erase(child);
       clean_forked_child(child);
     }
   } else {
     forked[child] = ForkedChild{&p, parent.returns, false};
+    arch::Registers regs;
+    if (p.agent && get_regs(parent.tid(), regs)) forked[child].agent_returns = p.agent->redirected(regs.raw.fs_base);
     if (early_stops.contains(child)) {
       early_stops.erase(child);
       clean_forked_child(child);
@@ -633,6 +673,11 @@ void Session::Impl::clean_forked_child(pid_t child) {
     if (child_mem.read(r.entry_sp, &slot, 8) && slot == fc.parent->trampoline)
       child_mem.write(r.entry_sp, &r.return_address, 8);
   }
+  // The agent's patches and redirected returns too; its mappings stay, never entered.
+  if (fc.parent->agent) {
+    fc.parent->agent->unpatch(child_mem);
+    for (auto [slot, ret] : fc.agent_returns) child_mem.write(slot, &ret, 8);
+  }
   ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
 }
 
@@ -668,6 +713,7 @@ void Session::Impl::on_exec(Thread& t) {
     by_tid[new_tid] = execer;
   }
   execer->returns.clear();
+  drop_agent(p);
   p.mem.reopen();
   p.breakpoints.forget_all();
   p.scratch.clear();
@@ -703,12 +749,18 @@ void Session::Impl::on_exit_stop(Thread& t) {
 void Session::Impl::take_final_state(Process& p) {
   if (final_state_taken) return;
   final_state_taken = true;
+  drain_agent(p, true);
+  report_agent(p);
   if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Final);
 }
 
 // The vfork child |child| exec'd or exited: its parent thread runs again.
 void Session::Impl::end_vfork(Thread& child) {
-  if (Thread* parent = find(child.vfork_parent)) parent->in_vfork = false;
+  if (Thread* parent = find(child.vfork_parent)) {
+    parent->in_vfork = false;
+    if (parent->process().agent && parent->vfork_tcb) parent->process().agent->suspend(parent->vfork_tcb, false);
+    parent->vfork_tcb = 0;
+  }
 }
 
 void Session::Impl::on_thread_gone(pid_t tid, int status) {

@@ -29,6 +29,7 @@ struct ForkedChild {
   std::vector<PendingReturn> forker_returns;  ///< hijacked slots copied into the child's stack
   bool vfork = false;
   pid_t forker = 0;  ///< the thread that forked
+  std::vector<std::pair<uint64_t, uint64_t>> agent_returns;  ///< the agent's, likewise
 };
 
 struct Session::Impl {
@@ -108,10 +109,26 @@ struct Session::Impl {
   bool setup_image(Process& p, Thread& t, bool at_exec);
   void refresh_modules(Process& p, Thread& t);
   void install_hooks(Process& p, Thread& t);
+  bool starts_with_jump(uint64_t addr, std::span<const uint8_t> code);
   void plant(Process& p, Thread& t, uint64_t addr, Breakpoint::Kind kind, int function, std::string_view name);
   std::optional<uint64_t> scratch_slot(Process& p, Thread& t, uint64_t near, uint64_t size);
   std::optional<uint64_t> inject_syscall(Process& p, Thread& t, long nr, std::array<uint64_t, 6> args);
   void remove_scratch(Process& p, Thread& t);
+
+  // ---- agent.cpp (the inject engine)
+  class ProcessTarget;
+  bool world_stopped(const Process& p) const;
+  void inject_agent(Process& p, Thread& t);
+  std::optional<std::string> agent_refusal(Process& p, uint64_t address, uint64_t size);
+  bool agent_hook(Process& p, Thread& t, int function, uint64_t address, uint64_t size, bool tail_jump);
+  void agent_hooks_in(Process& p);
+  size_t drain_agent(Process& p, bool final = false);
+  void remove_agent(Process& p);
+  void drop_agent(Process& p);
+  void report_agent(const Process& p);
+  bool single_step(Thread& t, arch::Registers& regs);
+  bool run_to_trap(Thread& t, arch::Registers& regs);
+  bool resume_until_trap(Thread& t, arch::Registers& regs, int request);
 };
 
 /// ptrace wrappers that log nothing: the caller decides what an error means.

@@ -21,7 +21,7 @@ namespace ptmem::ptrace {
 namespace {
 
 constexpr long kOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
-                          PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT;
+                          PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT;
 
 // "PROGRAM" as execvp would find it.
 std::optional<std::string> resolve_program(const std::string& name, std::string* error) {
@@ -323,6 +323,7 @@ void Session::Impl::detach(Process& p) {
   stop_all(p);
   flush_pending_traps(p);
   if (p.threads.empty()) return;
+  remove_agent(p);
   take_final_state(p);
   Thread* worker = nullptr;
   for (auto& [tid, t] : p.threads) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "ptmem/inject/agent_host.hpp"
+#include "ptmem/inject/snapshot_stacks.hpp"
 #include "ptmem/ptrace/breakpoint_table.hpp"
 #include "ptmem/ptrace/remote_memory.hpp"
 #include "ptmem/ptrace/thread.hpp"
@@ -36,6 +38,10 @@ class Process {
   absl::flat_hash_map<pid_t, std::unique_ptr<Thread>> threads;
 
   std::vector<ScratchPage> scratch;
+  /// The inject engine's agent in this process, once injected (src/ptrace/agent.cpp).
+  std::unique_ptr<inject::AgentHost> agent;
+  std::unique_ptr<inject::SnapshotStacks> agent_stacks;
+  bool agent_refused = false;  ///< tried and said why: breakpoints from now on
   uint64_t trampoline = 0;     ///< address of the return int3; 0 until mapped
   uint64_t entry_point = 0;    ///< AT_ENTRY: never run again after start-up, used for injection
   uint64_t r_debug = 0;        ///< &_r_debug in ld.so, 0 for static programs

@@ -20,7 +20,13 @@ namespace ptmem::track { class StackTable; }
 
 namespace ptmem::ptrace {
 
+/// Where the events come from: int3 breakpoints at every traced call (exact, a ptrace
+/// stop per call), or an agent injected into the target that records calls in shared
+/// rings (no stop per call).  Both feed the same tables.
+enum class Engine { Breakpoint, Inject };
+
 struct TraceOptions {
+  Engine engine = Engine::Breakpoint;
   bool track_alloc = true;
   bool track_fds = true;
   size_t depth = 16;                                  ///< frames kept per stack (report)

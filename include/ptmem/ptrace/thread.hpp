@@ -46,6 +46,7 @@ class Thread {
   /// Blocked in vfork until its child execs or exits: it cannot stop for PTRACE_INTERRUPT
   /// (the kernel waits killably), and runs nothing meanwhile, so stop_all() skips it.
   bool in_vfork = false;
+  uint64_t vfork_tcb = 0;      ///< in_vfork: its TCB, whose agent slot the child borrows
   std::vector<PendingReturn> returns;
 
  private:

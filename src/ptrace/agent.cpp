@@ -1,0 +1,225 @@
+// The inject engine, as the ptrace side sees it: the agent (src/inject/, src/agent/) goes
+// in while every thread is stopped, takes over the traced functions it can patch, and is
+// drained from the wait loop; the breakpoint engine keeps what the agent cannot take
+// (functions it refuses, libraries loaded while threads run, the unwinder and longjmp
+// entries) and does everything ptrace must do: threads, signals, fork, exec, detach.
+#include <cerrno>
+#include <fmt/format.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "ptmem/proc/maps.hpp"
+#include "session_impl.hpp"
+
+namespace ptmem::ptrace {
+namespace {
+
+// glibc 2.26+ x86-64: struct pthread's tid, from the thread pointer.  Trusted only after
+// checking it against every stopped thread (inject_agent).
+constexpr uint32_t kGlibcTidOffset = 0x2d0;
+
+}  // namespace
+
+class Session::Impl::ProcessTarget final : public inject::Target {
+ public:
+  ProcessTarget(Session::Impl& s, Process& p, Thread& t) : s_(s), p_(p), t_(t) {}
+  pid_t pid() const override { return p_.pid(); }
+  std::optional<uint64_t> syscall(long nr, std::array<uint64_t, 6> args) override {
+    return s_.inject_syscall(p_, t_, nr, args);
+  }
+  arch::MemoryAccess& memory() override { return p_.mem; }
+  std::optional<uint64_t> code_slot(uint64_t near, size_t size) override {
+    return s_.scratch_slot(p_, t_, near, size);
+  }
+
+ private:
+  Session::Impl& s_;
+  Process& p_;
+  Thread& t_;
+};
+
+bool Session::Impl::world_stopped(const Process& p) const {
+  for (auto& [_, t] : p.threads)
+    if (!t->stopped && !t->exiting && !t->in_vfork) return false;
+  return true;
+}
+
+void Session::Impl::inject_agent(Process& p, Thread& t) {
+  if (opt.engine != Engine::Inject || p.agent || p.agent_refused || !p.record || t.foreign) return;
+  auto refuse = [&](const std::string& why) {
+    p.agent_refused = true;
+    fmt::print(stderr, "ptmem: inject engine unavailable in {}: {}; using breakpoints\n", p.pid(), why);
+  };
+  if (t.group_stopped) return refuse("every thread was stopped (SIGSTOP) at attach: none can run the injection");
+  if (!world_stopped(p)) return refuse("threads were running when the hooks went in");
+  inject::AgentHost::Options o;
+  if (auto maps = proc::read_maps(p.pid()))
+    for (auto& m : *maps)
+      if (m.path == "[stack]") o.main_stack_hi = m.end;
+  // The agent tells threads apart by their TCB and reads their tid there, if glibc's
+  // layout is the one we know: check it on every stopped thread.
+  bool tid_ok = !p.threads.empty();
+  for (auto& [tid, th] : p.threads) {
+    arch::Registers regs;
+    int32_t seen = 0;
+    if (!get_regs(tid, regs) || !regs.raw.fs_base || !p.mem.read(regs.raw.fs_base + kGlibcTidOffset, &seen, 4) ||
+        seen != tid)
+      tid_ok = false;
+  }
+  o.tid_offset = tid_ok ? kGlibcTidOffset : 0;
+  o.max_frames = static_cast<uint32_t>(pcs.size());
+  ProcessTarget target(*this, p, t);
+  auto made = inject::AgentHost::inject(target, o);
+  if (auto* why = std::get_if<std::string>(&made)) return refuse(*why);
+  p.agent = std::move(std::get<std::unique_ptr<inject::AgentHost>>(made));
+  p.agent_stacks = std::make_unique<inject::SnapshotStacks>(*p.unwinder, p.modules, stacks, &p.mem, pcs.size());
+  p.agent_stacks->learn_into(p.agent.get());
+  if (opt.verbose) fmt::print(stderr, "ptmem: agent injected into {}\n", p.pid());
+}
+
+// The code of the function at |address| as far as its symbol says, or why not.
+static std::variant<std::vector<uint8_t>, std::string> function_code(Process& p, uint64_t address, uint64_t size) {
+  if (!size) return std::string("its symbol has no size");
+  std::vector<uint8_t> code(std::min<uint64_t>(size, 64 * 1024));  // the branch scan covers what it gets
+  code.resize(p.mem.read_partial(address, code.data(), code.size()));
+  if (code.size() < std::min<uint64_t>(size, 16)) return std::string("its code is unreadable");
+  return code;
+}
+
+std::optional<std::string> Session::Impl::agent_refusal(Process& p, uint64_t address, uint64_t size) {
+  auto code = function_code(p, address, size);
+  if (auto* why = std::get_if<std::string>(&code)) return *why;
+  // Where the copy will go does not matter here (within reach of anything).
+  auto r = arch::relocate_prologue(address, std::get<std::vector<uint8_t>>(code), address);
+  if (auto* why = std::get_if<std::string>(&r)) return *why;
+  return std::nullopt;
+}
+
+bool Session::Impl::agent_hook(Process& p, Thread& t, int function, uint64_t address, uint64_t size,
+                               bool tail_jump) {
+  if (!p.agent) return false;
+  const auto& fn = track::traced_functions()[static_cast<size_t>(function)];
+  auto code = function_code(p, address, size);
+  std::optional<std::string> why;
+  if (auto* w = std::get_if<std::string>(&code)) why = *w;
+  else {
+    ProcessTarget target(*this, p, t);
+    why = p.agent->hook(target, function, address, std::get<std::vector<uint8_t>>(code), tail_jump);
+  }
+  if (!why) return true;
+  fmt::print(stderr, "ptmem: inject engine: {} cannot be patched ({}): traced with a breakpoint\n", fn.name, *why);
+  return false;
+}
+
+void Session::Impl::agent_hooks_in(Process& p) {
+  if (!p.agent) return;
+  // A thread stopped inside bytes a patch now covers goes on from their copy.
+  for (auto& [tid, t] : p.threads) {
+    arch::Registers regs;
+    if (t->exiting || !get_regs(tid, regs)) continue;
+    if (uint64_t to = p.agent->after_patch(regs.ip()); to != regs.ip()) {
+      regs.set_ip(to);
+      set_regs(tid, regs);
+    }
+  }
+  p.agent->set_enabled(true);
+}
+
+size_t Session::Impl::drain_agent(Process& p, bool final) {
+  if (!p.agent) return 0;
+  return p.agent->drain(sink, *p.agent_stacks, final);
+}
+
+// Detach or exec: every thread out of the agent, its redirected returns back, every byte
+// restored, the agent and the rings unmapped.  Every thread is stopped.
+void Session::Impl::remove_agent(Process& p) {
+  if (!p.agent) return;
+  auto& agent = *p.agent;
+  agent.set_enabled(false);
+  agent.trap_exits(p.mem);
+  Thread* worker = nullptr;
+  bool keep = false;
+  for (auto& [tid, t] : p.threads) {
+    if (t->exiting) continue;
+    arch::Registers regs;
+    if (!get_regs(tid, regs)) continue;
+    if (!t->group_stopped && !t->in_vfork && !t->foreign && !worker) worker = t.get();
+    // Inside the agent: it runs out to an exit trap (a few hundred instructions at most,
+    // recording off); then the exit is played by hand.
+    if (agent.in_agent(regs.ip()) && !agent.take_exit(regs, p.mem)) {
+      if (t->group_stopped || t->in_vfork || !run_to_trap(*t, regs) || !agent.take_exit(regs, p.mem)) {
+        keep = true;  // it stays in agent code: that code must stay
+        continue;
+      }
+    }
+    // In a stub or a prologue's copy: back to the original code, stepping to the next
+    // instruction boundary of the copy first if need be.
+    for (int steps = 0;; ++steps) {
+      auto to = agent.before_unpatch(regs.ip());
+      if (to) {
+        regs.set_ip(*to);
+        break;
+      }
+      if (steps > 64 || !single_step(*t, regs)) {
+        keep = true;
+        break;
+      }
+    }
+    set_regs(tid, regs);
+    agent.restore_returns(regs.raw.fs_base, p.mem);
+  }
+  drain_agent(p, true);
+  agent.unpatch(p.mem);
+  keep = keep || agent.busy();
+  if (keep) fmt::print(stderr, "ptmem: a thread of {} is inside the agent: its code stays mapped, inert\n", p.pid());
+  if (worker) {
+    ProcessTarget target(*this, p, *worker);
+    agent.unmap(target, keep);
+  }
+  report_agent(p);
+  p.agent.reset();
+  p.agent_stacks.reset();
+}
+
+// Exec: the address space the agent lived in is gone; what it recorded is not.
+void Session::Impl::drop_agent(Process& p) {
+  if (!p.agent) return;
+  drain_agent(p, true);
+  report_agent(p);
+  p.agent.reset();
+  p.agent_stacks.reset();
+}
+
+void Session::Impl::report_agent(const Process& p) {
+  if (!p.agent) return;
+  if (uint64_t missed = p.agent->missed())
+    fmt::print(stderr, "ptmem: inject engine: {} calls passed unrecorded (nested in a signal handler, or no thread slot)\n",
+               missed);
+  if (opt.verbose) {
+    auto& c = p.agent->counters();
+    fmt::print(stderr, "ptmem: inject engine: {} records, {} calls, {} abandoned, {} malformed; {} stacks walked in the target, {} unwound here\n",
+               c.records, c.calls, c.abandoned, c.bad, p.agent_stacks->walked(), p.agent_stacks->unwound());
+  }
+}
+
+bool Session::Impl::single_step(Thread& t, arch::Registers& regs) { return resume_until_trap(t, regs, PTRACE_SINGLESTEP); }
+bool Session::Impl::run_to_trap(Thread& t, arch::Registers& regs) { return resume_until_trap(t, regs, PTRACE_CONT); }
+
+// Resumes |t| (a single step, or until an int3) and waits for its SIGTRAP; signals that
+// come meanwhile are kept for the detach.
+bool Session::Impl::resume_until_trap(Thread& t, arch::Registers& regs, int request) {
+  for (;;) {
+    if (::ptrace(static_cast<__ptrace_request>(request), t.tid(), nullptr, nullptr) != 0) return false;
+    int status;
+    if (wait_for_thread(t, status) < 0) return false;
+    int sig = WSTOPSIG(status);
+    if ((status >> 16) == 0 && sig != SIGTRAP) {
+      t.pending_signal = sig;  // delivered at detach
+      continue;
+    }
+    return get_regs(t.tid(), regs);
+  }
+}
+
+}  // namespace ptmem::ptrace
