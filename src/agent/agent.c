@@ -138,6 +138,14 @@ static inline long sys3(long nr, long a, long b, long c) {
 #define SYS_open 2
 #define SYS_close 3
 #define O_RDONLY_CLOEXEC 02000000
+static inline long sys4(long nr, long a, long b, long c, long d) {
+  long r;
+  register long r10 __asm__("r10") = d;
+  __asm__ __volatile__("syscall" : "=a"(r) : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+  return r;
+}
+#define SYS_rt_sigprocmask 14
+#define SYS_rt_tgsigqueueinfo 297
 #define SYS_sched_yield 24
 #define SYS_process_vm_readv 310
 #define SYS_kill 62
@@ -396,6 +404,43 @@ static void prune(struct ptmem_control* c, struct ptmem_thread* t, uint32_t inde
   }
 }
 
+/* No rule for some frame yet: ptmem unwinds this thread while it is stopped, as the
+ * breakpoint engine does at its stops, and learns the rules on the way (so this is once
+ * per new call path).  Only when ptmem is surely there, and the signal would not wait
+ * behind the thread's mask.  Returns the pcs written to |out|, 0 for none. */
+static uint32_t ask(struct ptmem_control* c, struct ptmem_thread* t, uint64_t fn, uint64_t sp,
+                    const struct entry_frame* f, uint64_t* out) {
+  if (!c->ask_on || c->host_gone || rdtsc() - c->heartbeat > c->stale_ticks / 2) return 0;
+  uint64_t mask = 0;
+  if (sys4(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, 0, (long)&mask, 8) != 0 ||
+      (mask & (1ull << (PTMEM_ASK_SIGNAL - 1))))
+    return 0;
+  t->ask_regs[0] = fn;
+  t->ask_regs[1] = sp;
+  t->ask_regs[2] = f->rbx;
+  t->ask_regs[3] = f->rbp;
+  t->ask_regs[4] = f->r12;
+  t->ask_regs[5] = f->r13;
+  t->ask_regs[6] = f->r14;
+  t->ask_regs[7] = f->r15;
+  t->answered = 0;
+  t->asking = 1;
+  BARRIER();
+  int32_t info[32];  /* siginfo_t: signo, errno, code, pad, then si_pid, si_uid, si_value */
+  memset(info, 0, sizeof info);
+  info[0] = PTMEM_ASK_SIGNAL;
+  info[2] = -1; /* SI_QUEUE */
+  info[4] = c->pid;
+  info[6] = PTMEM_ASK_MAGIC;
+  sys4(SYS_rt_tgsigqueueinfo, c->pid, t->tid, PTMEM_ASK_SIGNAL, (long)info);
+  BARRIER();
+  t->asking = 0;
+  if (!t->answered) return 0;
+  uint32_t n = t->npcs_answer < c->max_frames ? t->npcs_answer : c->max_frames;
+  memcpy(out, t->answer, n * 8);
+  return n;
+}
+
 uint64_t agent_on_entry(struct entry_frame* f, uint64_t hook) {
   struct ptmem_control* c = control();
   const struct ptmem_hook* h = &c->hooks[hook & (PTMEM_MAX_HOOKS - 1)];
@@ -464,6 +509,7 @@ uint64_t agent_on_entry(struct entry_frame* f, uint64_t hook) {
   uint32_t stack = 0, npcs = 0;
   if (wants_stack) {
     npcs = walk(c, t, h->address, sp, f->rbp, (uint64_t*)(uintptr_t)after);
+    if (!npcs) npcs = ask(c, t, h->address, sp, f, (uint64_t*)(uintptr_t)after);
     if (!npcs && sp < t->stack_hi) {
       /* ptmem unwinds this one from a copy of the stack (and learns its rules). */
       uint64_t room = t->stack_hi - sp;

@@ -150,6 +150,7 @@ std::variant<std::unique_ptr<AgentHost>, std::string> AgentHost::inject(Target& 
   c->rules_mask = kRules - 1;
   c->max_frames = std::clamp<uint32_t>(opt.max_frames, 1, PTMEM_MAX_FRAMES);
   c->rules_on = 1;
+  c->ask_on = 1;
 
   // The code goes in writable, with the header's control address, then becomes
   // executable and read-only.
@@ -242,10 +243,17 @@ std::optional<uint64_t> AgentHost::before_unpatch(uint64_t pc) const {
   return pc;
 }
 
-void AgentHost::trap_exits(arch::MemoryAccess& mem) const {
+void AgentHost::trap_exits(arch::MemoryAccess& mem) {
   static constexpr uint8_t kInt3 = 0xcc;
+  if (!mem.read(entry_exit_, &exit_bytes_[0], 1) || !mem.read(return_exit_, &exit_bytes_[1], 1)) return;
   mem.write(entry_exit_, &kInt3, 1);
   mem.write(return_exit_, &kInt3, 1);
+}
+
+void AgentHost::untrap_exits(arch::MemoryAccess& mem) const {
+  if (!exit_bytes_[0]) return;
+  mem.write(entry_exit_, &exit_bytes_[0], 1);
+  mem.write(return_exit_, &exit_bytes_[1], 1);
 }
 
 bool AgentHost::take_exit(arch::Registers& regs, arch::MemoryAccess& mem) const {
@@ -351,6 +359,33 @@ bool AgentHost::publish(uint64_t pc, bool adjusted, const symbols::CompactRule& 
 }
 
 void AgentHost::rules_off() { __atomic_store_n(&control_->rules_on, 0u, __ATOMIC_RELEASE); }
+
+std::optional<arch::Registers> AgentHost::question(uint64_t fs_base) const {
+  ptmem_thread* t = thread_of(fs_base);
+  if (!t || !__atomic_load_n(&t->asking, __ATOMIC_ACQUIRE)) return std::nullopt;
+  arch::Registers r;
+  r.raw.rip = t->ask_regs[0];
+  r.raw.rsp = t->ask_regs[1];
+  r.raw.rbx = t->ask_regs[2];
+  r.raw.rbp = t->ask_regs[3];
+  r.raw.r12 = t->ask_regs[4];
+  r.raw.r13 = t->ask_regs[5];
+  r.raw.r14 = t->ask_regs[6];
+  r.raw.r15 = t->ask_regs[7];
+  r.raw.fs_base = fs_base;
+  return r;
+}
+
+void AgentHost::answer(uint64_t fs_base, std::span<const uint64_t> pcs) {
+  ptmem_thread* t = thread_of(fs_base);
+  if (!t) return;
+  const size_t n = std::min<size_t>(pcs.size(), PTMEM_MAX_FRAMES);
+  std::copy_n(pcs.begin(), n, t->answer);
+  t->npcs_answer = static_cast<uint32_t>(n);
+  __atomic_store_n(&t->answered, n ? 1u : 0u, __ATOMIC_RELEASE);
+}
+
+void AgentHost::set_asking(bool on) { __atomic_store_n(&control_->ask_on, on ? 1u : 0u, __ATOMIC_RELEASE); }
 
 void AgentHost::suspend(uint64_t fs_base, bool on) {
   if (ptmem_thread* t = thread_of(fs_base)) __atomic_store_n(&t->suspended, on ? 1u : 0u, __ATOMIC_RELEASE);

@@ -28,14 +28,18 @@ track::StackId SnapshotStacks::stack(const ptmem_record& r, uint64_t function_ad
   regs.raw.r9 = r.args[5];
   size_t n = unwinder_.unwind(regs, snapshot, live_, pcs_.size(), pcs_.data());
   n = std::max<size_t>(n, 1);
-  // Teach the agent these steps.  A chain the agent can walk to its end gives these same
-  // pcs: every step is the one unwind() took (the rules are its own cache).
-  for (size_t i = 0; host_ && i < n; ++i) {
-    auto rule = unwinder_.compact_rule(pcs_[i], i > 0);
-    if (!rule) break;
-    host_->publish(pcs_[i], i > 0, *rule);
-  }
+  learn(std::span<const uint64_t>(pcs_.data(), n));
   return table_.intern(std::span<const uint64_t>(pcs_.data(), n), modules_.generation());
+}
+
+// Teaches the agent these steps.  A chain the agent can walk to its end gives these same
+// pcs: every step is the one unwind() took (the rules are its own cache).
+void SnapshotStacks::learn(std::span<const uint64_t> pcs) {
+  for (size_t i = 0; host_ && i < pcs.size(); ++i) {
+    auto rule = unwinder_.compact_rule(pcs[i], i > 0);
+    if (!rule) break;
+    host_->publish(pcs[i], i > 0, *rule);
+  }
 }
 
 }  // namespace ptmem::inject

@@ -4,7 +4,10 @@
 // (functions it refuses, libraries loaded while threads run, the unwinder and longjmp
 // entries) and does everything ptrace must do: threads, signals, fork, exec, detach.
 #include <cerrno>
+#include <cstdlib>
+#include <string_view>
 #include <fmt/format.h>
+#include <csignal>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -74,7 +77,18 @@ void Session::Impl::inject_agent(Process& p, Thread& t) {
   if (auto* why = std::get_if<std::string>(&made)) return refuse(*why);
   p.agent = std::move(std::get<std::unique_ptr<inject::AgentHost>>(made));
   p.agent_stacks = std::make_unique<inject::SnapshotStacks>(*p.unwinder, p.modules, stacks, &p.mem, pcs.size());
-  p.agent_stacks->learn_into(p.agent.get());
+  // PTMEM_INJECT_WALK=0: every stack from a snapshot unwound here (the other way the
+  // agent can take stacks, for comparing the two in make bench).
+  static const bool walk = [] {
+    const char* v = std::getenv("PTMEM_INJECT_WALK");
+    return !v || std::string_view(v) != "0";
+  }();
+  if (walk) {
+    p.agent_stacks->learn_into(p.agent.get());
+  } else {
+    p.agent->rules_off();
+    p.agent->set_asking(false);
+  }
   if (opt.verbose) fmt::print(stderr, "ptmem: agent injected into {}\n", p.pid());
 }
 
@@ -148,8 +162,11 @@ void Session::Impl::remove_agent(Process& p) {
     // Inside the agent: it runs out to an exit trap (a few hundred instructions at most,
     // recording off); then the exit is played by hand.
     if (agent.in_agent(regs.ip()) && !agent.take_exit(regs, p.mem)) {
-      if (t->group_stopped || t->in_vfork || !run_to_trap(*t, regs) || !agent.take_exit(regs, p.mem)) {
-        keep = true;  // it stays in agent code: that code must stay
+      bool out = false;
+      for (int tries = 0; !out && tries < 16 && !t->group_stopped && !t->in_vfork; ++tries)
+        out = run_to_trap(*t, regs) && agent.take_exit(regs, p.mem);
+      if (!out) {
+        keep = true;  // it stays in agent code: that code must stay, and work
         continue;
       }
     }
@@ -172,7 +189,13 @@ void Session::Impl::remove_agent(Process& p) {
   drain_agent(p, true);
   agent.unpatch(p.mem);
   keep = keep || agent.busy();
-  if (keep) fmt::print(stderr, "ptmem: a thread of {} is inside the agent: its code stays mapped, inert\n", p.pid());
+  if (keep) {
+    // It will run agent code again: the exits go back to what they were, and the code,
+    // the rings and the relocated prologues it may jump to stay, with recording off.
+    agent.untrap_exits(p.mem);
+    p.keep_scratch = true;
+    fmt::print(stderr, "ptmem: a thread of {} is inside the agent: its code stays mapped, inert\n", p.pid());
+  }
   if (worker) {
     ProcessTarget target(*this, p, *worker);
     agent.unmap(target, keep);
@@ -180,6 +203,28 @@ void Session::Impl::remove_agent(Process& p) {
   report_agent(p);
   p.agent.reset();
   p.agent_stacks.reset();
+}
+
+// The agent's question (PTMEM_ASK_SIGNAL from its own thread, marked with its magic): the
+// stack of the call it is in, which it could not walk.  Unwound here from the live stack
+// of the stopped thread, exactly as the breakpoint engine does at its stops; the steps are
+// published, so the agent walks that path itself from now on.  True when the signal was
+// the agent's (never delivered to the program).
+bool Session::Impl::answer_agent(Thread& t) {
+  Process& p = t.process();
+  siginfo_t si{};
+  if (!p.agent || ::ptrace(PTRACE_GETSIGINFO, t.tid(), nullptr, &si) != 0 || si.si_code != SI_QUEUE ||
+      si.si_pid != p.pid() || si.si_value.sival_int != PTMEM_ASK_MAGIC)
+    return false;
+  arch::Registers regs;
+  if (!get_regs(t.tid(), regs)) return true;
+  auto at = p.agent->question(regs.raw.fs_base);
+  if (!at || !p.unwinder) return true;  // a question already given up on
+  size_t n = unwind_stopped(t, *at, 0);
+  p.agent->answer(regs.raw.fs_base, std::span<const uint64_t>(pcs.data(), n));
+  p.agent_stacks->learn(std::span<const uint64_t>(pcs.data(), n));
+  ++p.agent_answers;
+  return true;
 }
 
 // Exec: the address space the agent lived in is gone; what it recorded is not.
@@ -198,8 +243,8 @@ void Session::Impl::report_agent(const Process& p) {
                missed);
   if (opt.verbose) {
     auto& c = p.agent->counters();
-    fmt::print(stderr, "ptmem: inject engine: {} records, {} calls, {} abandoned, {} malformed; {} stacks walked in the target, {} unwound here\n",
-               c.records, c.calls, c.abandoned, c.bad, p.agent_stacks->walked(), p.agent_stacks->unwound());
+    fmt::print(stderr, "ptmem: inject engine: {} records, {} calls, {} abandoned, {} malformed; {} stacks walked in the target ({} after a stop to unwind the live stack), {} from snapshots\n",
+               c.records, c.calls, c.abandoned, c.bad, p.agent_stacks->walked(), p.agent_answers, p.agent_stacks->unwound());
   }
 }
 
@@ -214,8 +259,9 @@ bool Session::Impl::resume_until_trap(Thread& t, arch::Registers& regs, int requ
     int status;
     if (wait_for_thread(t, status) < 0) return false;
     int sig = WSTOPSIG(status);
-    if ((status >> 16) == 0 && sig != SIGTRAP) {
-      t.pending_signal = sig;  // delivered at detach
+    if ((status >> 16) != 0) continue;  // an event stop (stop_all's PTRACE_INTERRUPT, late): not ours
+    if (sig != SIGTRAP) {
+      if (!(sig == PTMEM_ASK_SIGNAL && answer_agent(t))) t.pending_signal = sig;  // delivered at detach
       continue;
     }
     return get_regs(t.tid(), regs);

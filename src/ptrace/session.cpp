@@ -336,7 +336,8 @@ void Session::Impl::handle_stop(Thread& t, int status) {
           fmt::print(stderr, "[ptmem] {}: signal {} code {} addr {} at rip {:#x} sp {:#x}\n", t.tid(), sig,
                      si.si_code, si.si_addr, r.ip(), r.sp());
         }
-        resume(t, sig);
+        if (sig == PTMEM_ASK_SIGNAL && answer_agent(t)) resume(t);  // the agent's, not the program's
+        else resume(t, sig);
       }  // signal-delivery-stop: the signal goes through unchanged
       return;
     case PTRACE_EVENT_STOP:
@@ -453,17 +454,28 @@ track::StackId Session::Impl::capture_stack(Thread& t, const arch::Registers& re
   // the return, the unwind starts in the caller: put the function in front.
   size_t first = at_return ? 1 : 0;
   pcs[0] = function_address;
-  size_t got = p.mem.read_partial(regs.sp(), stack_buf.data(), stack_buf.size());
-  for (auto& r : t.returns)
-    if (r.entry_sp >= regs.sp() && r.entry_sp + 8 <= regs.sp() + got)
-      std::memcpy(stack_buf.data() + (r.entry_sp - regs.sp()), &r.return_address, 8);
-  StackReader fallback(p.mem, t);
   arch::Registers at = regs;
   if (!at_return) at.set_ip(function_address);
+  size_t n = unwind_stopped(t, at, first);
+  return stacks.intern(std::span<const uint64_t>(pcs.data(), n), p.modules.generation());
+}
+
+// Unwinds the stopped thread |t| from |at| into pcs[first...]: a copy of the top of its
+// stack with the real return addresses in the slots an engine redirected, then live
+// memory.  Returns the number of pcs in pcs[] (>= 1).
+size_t Session::Impl::unwind_stopped(Thread& t, const arch::Registers& at, size_t first) {
+  Process& p = t.process();
+  size_t got = p.mem.read_partial(at.sp(), stack_buf.data(), stack_buf.size());
+  auto put_back = [&](uint64_t slot, uint64_t ret) {
+    if (slot >= at.sp() && slot + 8 <= at.sp() + got) std::memcpy(stack_buf.data() + (slot - at.sp()), &ret, 8);
+  };
+  for (auto& r : t.returns) put_back(r.entry_sp, r.return_address);
+  if (p.agent)
+    for (auto [slot, ret] : p.agent->redirected(at.raw.fs_base)) put_back(slot, ret);
+  StackReader fallback(p.mem, t);
   size_t n = p.unwinder->unwind(at, std::span<const uint8_t>(stack_buf.data(), got), &fallback,
                                 pcs.size() - first, pcs.data() + first);
-  n = std::max<size_t>(n + first, 1);
-  return stacks.intern(std::span<const uint64_t>(pcs.data(), n), p.modules.generation());
+  return std::max<size_t>(n + first, 1);
 }
 
 void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registers& regs) {

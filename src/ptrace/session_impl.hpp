@@ -84,6 +84,7 @@ struct Session::Impl {
   void restore_return_addresses(Thread& t, bool unwound = false);
   track::StackId capture_stack(Thread& t, const arch::Registers& regs, uint64_t function_address,
                                bool at_return = false);
+  size_t unwind_stopped(Thread& t, const arch::Registers& at, size_t first);
   void flush_pending_traps(Process& p);
   void take_final_state(Process& p);
   void forget_thread(pid_t tid);
@@ -126,6 +127,7 @@ struct Session::Impl {
   void remove_agent(Process& p);
   void drop_agent(Process& p);
   void report_agent(const Process& p);
+  bool answer_agent(Thread& t);
   bool single_step(Thread& t, arch::Registers& regs);
   bool run_to_trap(Thread& t, arch::Registers& regs);
   bool resume_until_trap(Thread& t, arch::Registers& regs, int request);

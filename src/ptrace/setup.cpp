@@ -343,7 +343,7 @@ void Session::Impl::detach(Process& p) {
     restore_return_addresses(*t);
   }
   p.breakpoints.remove_all(p.mem);
-  if (worker) remove_scratch(p, *worker);
+  if (worker && !p.keep_scratch) remove_scratch(p, *worker);
   for (auto& [tid, t] : p.threads)
     ::ptrace(PTRACE_DETACH, tid, nullptr,
              reinterpret_cast<void*>(static_cast<uintptr_t>(t->pending_signal)));

@@ -85,6 +85,14 @@ struct ptmem_thread {
   uint64_t tail_sp;    /* the last PTMEM_HOOK_TAIL entry's sp and a0, 0 if none */
   uint64_t tail_a0;
   struct ptmem_shadow shadow[PTMEM_SHADOW_DEPTH];
+  /* A stack the agent cannot walk yet: it asks ptmem, which unwinds the stopped thread and
+   * answers here (see PTMEM_ASK_SIGNAL). */
+  uint64_t ask_regs[8];       /* agent: the entry's rip rsp rbx rbp r12 r13 r14 r15 */
+  volatile uint32_t asking;   /* agent: 1 while its question is out */
+  volatile uint32_t answered; /* ptmem: answer[] holds npcs_answer pcs */
+  uint32_t npcs_answer;
+  uint32_t pad_ask;
+  uint64_t answer[PTMEM_MAX_FRAMES];
   uint64_t head __attribute__((aligned(64)));  /* bytes written (agent) */
   uint64_t tail __attribute__((aligned(64)));  /* bytes consumed (ptmem) */
   uint8_t pad_end[56];
@@ -111,6 +119,12 @@ static inline uint32_t ptmem_rule_hash(uint64_t key, uint32_t mask) {
   return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
 }
 
+/* How the agent asks: rt_tgsigqueueinfo(pid, tid, PTMEM_ASK_SIGNAL) to its own thread,
+ * si_code SI_QUEUE, si_value PTMEM_ASK_MAGIC.  ptmem sees the signal-delivery-stop, answers
+ * and suppresses the signal.  Should ptmem be gone, SIGURG's default action is to ignore. */
+#define PTMEM_ASK_SIGNAL 23 /* SIGURG */
+#define PTMEM_ASK_MAGIC 0x616d7470 /* "ptma" */
+
 struct ptmem_control {
   uint64_t magic;
   uint32_t version;
@@ -135,6 +149,7 @@ struct ptmem_control {
   uint32_t rules_mask;
   volatile uint32_t rules_on;   /* ptmem: 0 once a module went away (its pcs may be reused) */
   uint32_t max_frames;          /* frames per walked stack, <= PTMEM_MAX_FRAMES */
+  volatile uint32_t ask_on;     /* ptmem: the agent may ask for a stack it cannot walk */
   uint32_t pad1;
   struct ptmem_hook hooks[PTMEM_MAX_HOOKS];
 };

@@ -85,7 +85,8 @@ class AgentHost {
 
   /// Detach: an int3 over each of the agent's two ways out, so that threads inside it can
   /// run out to one (recording off, the agent only finishes what it was doing).
-  void trap_exits(arch::MemoryAccess& mem) const;
+  void trap_exits(arch::MemoryAccess& mem);
+  void untrap_exits(arch::MemoryAccess& mem) const;
   /// A thread stopped in the agent at one of those exits (or on its int3): |regs| become
   /// what running the exit instruction would make of them.  False if not at an exit.
   bool take_exit(arch::Registers& regs, arch::MemoryAccess& mem) const;
@@ -105,6 +106,12 @@ class AgentHost {
   /// A module went away: its pcs may come back as other code.  The agent stops walking
   /// (snapshots only, unwound here).
   void rules_off();
+  /// The question of the thread whose TCB is |fs_base| (stopped on the agent's
+  /// PTMEM_ASK_SIGNAL): the registers at its call's entry, for an unwind of its live stack.
+  std::optional<arch::Registers> question(uint64_t fs_base) const;
+  void answer(uint64_t fs_base, std::span<const uint64_t> pcs);
+  /// The agent may ask ptmem for stacks it cannot walk yet (on by default).
+  void set_asking(bool on);
   /// A vfork child borrows this thread's TCB and stack: pass its calls through.
   void suspend(uint64_t fs_base, bool on);
 
@@ -144,6 +151,7 @@ class AgentHost {
   uint64_t code_map_ = 0;   // its mapping's length
   uint64_t entry_ = 0;      // where every stub jumps
   uint64_t entry_exit_ = 0, return_exit_ = 0;  // the agent's two ways out
+  uint8_t exit_bytes_[2] = {0, 0};              // their first bytes, under the int3s
   std::vector<Hook> hooks_;
   RingDrain drain_;
   // Beats for the agent whatever the engine's thread is busy with (a long scan, a step).

@@ -24,6 +24,8 @@ class SnapshotStacks final : public StackSource {
   /// Where the unwind steps of unwound snapshots go, so the agent walks those paths itself
   /// next time.
   void learn_into(AgentHost* host) { host_ = host; }
+  /// Publishes the steps of a chain unwound from the live stack (an answered question).
+  void learn(std::span<const uint64_t> pcs);
   uint64_t walked() const { return walked_; }
   uint64_t unwound() const { return unwound_; }
 

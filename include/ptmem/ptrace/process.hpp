@@ -42,6 +42,8 @@ class Process {
   std::unique_ptr<inject::AgentHost> agent;
   std::unique_ptr<inject::SnapshotStacks> agent_stacks;
   bool agent_refused = false;  ///< tried and said why: breakpoints from now on
+  uint64_t agent_answers = 0;  ///< stacks the agent asked for (new call paths)
+  bool keep_scratch = false;   ///< detach: a thread may still run agent code that jumps there
   uint64_t trampoline = 0;     ///< address of the return int3; 0 until mapped
   uint64_t entry_point = 0;    ///< AT_ENTRY: never run again after start-up, used for injection
   uint64_t r_debug = 0;        ///< &_r_debug in ld.so, 0 for static programs
