@@ -25,7 +25,7 @@ LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/obj/agent_blob.o
 MAIN_OBJ := $(MAIN_SRC:%.cpp=$(BUILD)/obj/%.o)
 PTMEM    := $(BUILD)/ptmem
 
-.PHONY: all deps test unit e2e e2e-inject bench install clean demo
+.PHONY: all deps test unit e2e e2e-breakpoint bench install clean demo
 all: $(PTMEM)
 
 $(BUILD)/obj/%.o: %.cpp

@@ -20,18 +20,19 @@ unit: $(BUILD)/unit_tests test-deps
 e2e: $(BUILD)/e2e_tests test-deps
 	PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) BUILD_DIR=$(abspath $(BUILD)) $(BUILD)/e2e_tests --no-version $(TEST_ARGS)
 
-# The tracer's tests under the inject engine (make test runs them after e2e).
-e2e-inject: $(BUILD)/e2e_tests test-deps
-	PTMEM_ENGINE=inject PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) BUILD_DIR=$(abspath $(BUILD)) $(BUILD)/e2e_tests --no-version -tc='trace*' $(TEST_ARGS)
+# The tracer's tests under the breakpoint engine (e2e uses the default, inject; make test
+# runs both).
+e2e-breakpoint: $(BUILD)/e2e_tests test-deps
+	PTMEM_ENGINE=breakpoint PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) BUILD_DIR=$(abspath $(BUILD)) $(BUILD)/e2e_tests --no-version -tc='trace*' $(TEST_ARGS)
 
 # Runs both suites even if the first fails, then prints one closing line.
 test: $(BUILD)/unit_tests $(BUILD)/e2e_tests test-deps
 	@set +e; \
 	(cd tests && BUILD_DIR=$(abspath $(BUILD)) ../$(BUILD)/unit_tests --no-version $(TEST_ARGS)) 2>&1 | tee $(BUILD)/unit.log; u=$${PIPESTATUS[0]}; \
 	PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) BUILD_DIR=$(abspath $(BUILD)) $(BUILD)/e2e_tests --no-version $(TEST_ARGS) 2>&1 | tee $(BUILD)/e2e.log; e=$${PIPESTATUS[0]}; \
-	echo "== the tracer's end-to-end tests again, under the inject engine"; \
-	PTMEM_ENGINE=inject PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) BUILD_DIR=$(abspath $(BUILD)) $(BUILD)/e2e_tests --no-version -tc='trace*' $(TEST_ARGS) 2>&1 | tee $(BUILD)/e2e_inject.log; i=$${PIPESTATUS[0]}; \
-	grep -h '^\[doctest\] test cases:' $(BUILD)/unit.log $(BUILD)/e2e.log $(BUILD)/e2e_inject.log | \
+	echo "== the tracer's end-to-end tests again, under the breakpoint engine"; \
+	PTMEM_ENGINE=breakpoint PTMEM=$(abspath $(PTMEM)) SAMPLES=$(abspath $(BUILD)/samples) BUILD_DIR=$(abspath $(BUILD)) $(BUILD)/e2e_tests --no-version -tc='trace*' $(TEST_ARGS) 2>&1 | tee $(BUILD)/e2e_breakpoint.log; i=$${PIPESTATUS[0]}; \
+	grep -h '^\[doctest\] test cases:' $(BUILD)/unit.log $(BUILD)/e2e.log $(BUILD)/e2e_breakpoint.log | \
 	  awk -F'|' '{ for (i = 2; i <= NF; i++) { split($$i, w, " "); if (w[2] == "passed") p += w[1]; if (w[2] == "failed") f += w[1] } } \
 	             END { printf "%d passed, %d failed\n", p, f }'; \
 	[ $$u -eq 0 ] && [ $$e -eq 0 ] && [ $$i -eq 0 ]

@@ -99,9 +99,9 @@ void add_common_options(CLI::App* app, TraceArgs& a) {
       ->type_name("N");
   // The default can come from the environment, so that a test suite runs under either.
   const char* env = std::getenv("PTMEM_ENGINE");
-  a.engine = env && *env ? env : "breakpoint";
+  a.engine = env && *env ? env : "inject";
   app->add_option("--engine", a.engine,
-                  "Event source: breakpoint (a ptrace stop per call) or inject (an agent in the target)")
+                  "Event source: inject (an agent in the target, the default) or breakpoint (a ptrace stop per call)")
       ->check(CLI::IsMember({"breakpoint", "inject"}))
       ->type_name("breakpoint|inject");
   auto* no_fds = app->add_flag("--no-fds", a.no_fds, "Do not trace file descriptors");
