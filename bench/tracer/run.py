@@ -9,7 +9,9 @@ Every process is started in a session of its own and ended by its id; this scrip
 child subreaper, so nothing a tool leaves running outlives the bench.
 
 Usage: run.py --build BUILD [--ptmem PATH] [--reps 3] [--scale 1.0] [--live-blocks 1000000]
-              [--only alloc1,mixed,...] [--tools native,ptmem,memcheck,heaptrack,ltrace]
+              [--only alloc1,mixed,...] [--tools native,ptmem,inject,memcheck,heaptrack,ltrace]
+("ptmem" is ptmem's breakpoint engine, "inject" its inject engine, "snapshots" the inject
+engine taking every stack as a snapshot unwound by ptmem instead of walking it in place.)
 """
 
 import argparse
@@ -29,7 +31,12 @@ from dataclasses import dataclass
 # ltrace costs ~200 us per traced call here (and its -f kills threaded targets at times):
 # it runs LTRACE_DIVISOR times less work under a time cap, and its time is scaled up.
 LTRACE_DIVISOR = 20
-TIMEOUTS = {"native": 60, "ptmem": 90, "memcheck": 120, "heaptrack": 60, "ltrace": 60}
+TIMEOUTS = {"native": 60, "ptmem": 90, "inject": 90, "snapshots": 90, "memcheck": 120, "heaptrack": 60, "ltrace": 60}
+# The two engines of ptmem: "ptmem" is ptmem launch --engine breakpoint, "inject" the same
+# with --engine inject.
+ENGINES = {"ptmem": "breakpoint", "inject": "inject", "snapshots": "inject"}
+# "snapshots": the inject engine with every stack copied and unwound by ptmem
+# (PTMEM_INJECT_WALK=0) instead of walked in the target: the two ways the issue weighs.
 
 
 def live_timeout(blocks):
@@ -59,6 +66,7 @@ def workloads(scale):
         Workload("mixed", "mixed hash map", ["mixed", n(20000)], mem, ["mixed", small(20000)]),
         Workload("fd", "fd churn", ["fdchurn", n(5000)], fds, ["fdchurn", small(5000)]),
         Workload("compute", "compute only", ["compute", n(1800)], mem + "+" + fds),
+        Workload("live", "live blocks (held)", ["live_blocks", n(100000)], mem, ["live_blocks", small(100000)]),
     ]
 
 
@@ -172,13 +180,14 @@ class Bench:
         for tool, exe in (("memcheck", "valgrind"), ("heaptrack", "heaptrack"), ("ltrace", "ltrace")):
             if tool in self.tools and not shutil.which(exe):
                 self.missing[tool] = "not installed"
-        if "ptmem" in self.tools and not os.access(self.ptmem, os.X_OK):
-            self.missing["ptmem"] = "failed (not built)"
+        for tool in ENGINES:
+            if tool in self.tools and not os.access(self.ptmem, os.X_OK):
+                self.missing[tool] = "failed (not built)"
         self.times = {}      # (workload, tool) -> [seconds]
         self.failures = {}   # (workload, tool) -> [why]
         self.counts = {}     # workload -> its own bench line (native run)
         self.small_counts = {}
-        self.summary = {}    # workload -> ptmem's JSON summary
+        self.summary = {}    # (workload, engine tool) -> ptmem's JSON summary
         self.roundtrip = {"skip": [], "push": []}
         self.floor_by = {}   # workload -> [us per stop], measured right before its ptmem runs
         self.roundtrip_failure = ""
@@ -190,9 +199,10 @@ class Bench:
         prog = self.prog(w.argv)
         if tool == "native":
             return prog
-        if tool == "ptmem":
-            report = os.path.join(self.tmp, f"ptmem-{w.key}-{rep}.json")
-            return [self.ptmem, "launch", "-q", "--format", "json", "-o", report, "--"] + prog
+        if tool in ENGINES:
+            report = os.path.join(self.tmp, f"{tool}-{w.key}-{rep}.json")
+            return [self.ptmem, "launch", "-q", "--engine", ENGINES[tool], "--format", "json", "-o", report,
+                    "--"] + prog
         if tool == "memcheck":
             return ["valgrind", "--tool=memcheck", "--leak-check=full", "-q",
                     "--log-file=" + os.path.join(self.tmp, "memcheck.%p")] + prog
@@ -215,18 +225,21 @@ class Bench:
         else:
             self.failures.setdefault(key, []).append(r.why)
 
-    def run_ptmem(self, w, rep):
-        report = os.path.join(self.tmp, f"ptmem-{w.key}-{rep}.json")
-        r = run(self.command("ptmem", w, rep), TIMEOUTS["ptmem"], self.tmp)
+    def run_ptmem(self, w, rep, tool="ptmem"):
+        report = os.path.join(self.tmp, f"{tool}-{w.key}-{rep}.json")
+        argv = self.command(tool, w, rep)
+        if tool == "snapshots":
+            argv = ["env", "PTMEM_INJECT_WALK=0"] + argv
+        r = run(argv, TIMEOUTS[tool], self.tmp)
         if r.ok:
             try:
                 with open(report) as f:
-                    self.summary[w.key] = json.load(f)["summary"]
+                    self.summary[(w.key, tool)] = json.load(f)["summary"]
             except (OSError, ValueError, KeyError, TypeError) as e:
                 r.ok, r.why = False, f"no JSON report ({type(e).__name__})"
         elif target_death(report):  # the clearest reason there is
             r.why = target_death(report)
-        self.record(w, "ptmem", r, self.counts.get(w.key))
+        self.record(w, tool, r, self.counts.get(w.key))
         if os.path.exists(report):
             os.unlink(report)
 
@@ -263,7 +276,7 @@ class Bench:
         # ptmem failing on the first round, or any tool timing out, is not retried: it would
         # only fail again, slowly.  Other tools may fail now and then (ltrace -f): retried.
         fails = self.failures.get(key, [])
-        if rep > 0 and key not in self.times and (tool == "ptmem" or any("timeout" in f for f in fails)):
+        if rep > 0 and key not in self.times and (tool in ENGINES or any("timeout" in f for f in fails)):
             return
         if tool == "native":
             r = run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp)
@@ -281,6 +294,8 @@ class Bench:
             if traced_calls(self.counts.get(w.key)) >= 100:  # a workload with a ratio to show
                 self.run_roundtrip(10000, w.key)
             self.run_ptmem(w, rep)
+        elif tool in ("inject", "snapshots"):
+            self.run_ptmem(w, rep, tool)
         elif tool == "ltrace":
             expected = self.small_counts.get(w.key) if w.ltrace_argv else self.counts.get(w.key)
             r = run(self.command(tool, w, rep), TIMEOUTS[tool], self.tmp)
@@ -293,11 +308,11 @@ class Bench:
 
     # --- peak memory per live block ------------------------------------------------------
 
-    def ptmem_hwm(self, blocks):
+    def ptmem_hwm(self, blocks, tool="ptmem"):
         """ptmem's VmHWM (kB) while the target holds `blocks` live blocks, and the last
         VmHWM seen before ptmem exits (after its report), or raises RuntimeError."""
         report = os.path.join(self.tmp, "ptmem-live.json")
-        argv = [self.ptmem, "launch", "-q", "--format", "json", "-o", report, "--",
+        argv = [self.ptmem, "launch", "-q", "--engine", ENGINES[tool], "--format", "json", "-o", report, "--",
                 os.path.join(self.bin, "live_blocks"), str(blocks)]
         with open(os.path.join(self.tmp, "live.stderr"), "w+") as err:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -344,15 +359,15 @@ class Bench:
                 if os.path.exists(report):
                     os.unlink(report)
 
-    def measure_memory(self):
-        if "ptmem" not in self.tools or self.args.live_blocks <= 0:
+    def measure_memory(self, tool="ptmem"):
+        if tool not in self.tools or self.args.live_blocks <= 0:
             return None
-        if "ptmem" in self.missing:
-            return self.missing["ptmem"]
-        progress(f"ptmem peak memory: baseline, then {self.args.live_blocks} live blocks")
+        if tool in self.missing:
+            return self.missing[tool]
+        progress(f"ptmem ({ENGINES[tool]}) peak memory: baseline, then {self.args.live_blocks} live blocks")
         try:
-            base = self.ptmem_hwm(0)
-            live = self.ptmem_hwm(self.args.live_blocks)
+            base = self.ptmem_hwm(0, tool)
+            live = self.ptmem_hwm(self.args.live_blocks, tool)
         except RuntimeError as e:
             return f"failed ({e})"
         return base, live
@@ -388,8 +403,9 @@ class Bench:
         return text
 
     def print_tables(self, ws, memory):
-        cols = [t for t in ("native", "ptmem", "memcheck", "heaptrack", "ltrace") if t in self.tools]
-        header = ["workload", "traced calls"] + [("native" if c == "native" else c) for c in cols]
+        cols = [t for t in ("native", "ptmem", "inject", "snapshots", "memcheck", "heaptrack", "ltrace") if t in self.tools]
+        names = {"ptmem": "ptmem breakpoint", "inject": "ptmem inject", "snapshots": "inject, snapshots"}
+        header = ["workload", "traced calls"] + [names.get(c, c) for c in cols]
         rows = [header]
         for w in ws:
             rows.append([w.label, f"{traced_calls(self.counts.get(w.key)):,}"] + [self.cell(w, c) for c in cols])
@@ -399,7 +415,7 @@ class Bench:
         if "ltrace" in cols:
             print(f"  ~ ltrace ran 1/{LTRACE_DIVISOR} of the work (time cap {TIMEOUTS['ltrace']} s) "
                   "and its extra time is scaled to the full count; ltrace -f for threads.")
-        how = {"ptmem": "ptmem launch -q --format json", "memcheck": "valgrind --leak-check=full",
+        how = {"ptmem": "ptmem launch -q --format json [--engine inject]", "memcheck": "valgrind --leak-check=full",
                "heaptrack": "heaptrack with its defaults"}
         if any(c in how for c in cols):
             print("  " + "; ".join(how[c] for c in cols if c in how) + ".")
@@ -417,9 +433,12 @@ class Bench:
             print(f"ptmem time per traced call: {self.missing['ptmem']}")
         elif "ptmem" in self.tools:
             self.print_per_call(ws, floor)
-        if memory is not None:
-            print()
-            print_memory(memory, self.args.live_blocks)
+        if "inject" in self.tools and "inject" not in self.missing:
+            self.print_inject(ws)
+        for tool, mem in memory.items():
+            if mem is not None:
+                print()
+                print_memory(mem, self.args.live_blocks, ENGINES[tool])
 
     def print_per_call(self, ws, floor):
         print("ptmem time per traced call, against the bare round trip (per stop)")
@@ -437,7 +456,7 @@ class Bench:
             if w.key == "empty":
                 rows.append([w.label, "", "", f"{base:.3f}", "", "", ""])
                 continue
-            s, own = self.summary.get(w.key), self.counts.get(w.key)
+            s, own = self.summary.get((w.key, "ptmem")), self.counts.get(w.key)
             t, native = self.median(w.key, "ptmem"), self.median(w.key, "native")
             if s is None or t is None or native is None or own is None:
                 fails = self.failures.get((w.key, "ptmem"), [])
@@ -471,6 +490,47 @@ class Bench:
             print("  below the single-threaded round trip is possible there.")
 
 
+    def print_inject(self, ws):
+        print()
+        print("ptmem inject: time per recorded call, and against heaptrack (goal: slowdown <= heaptrack's")
+        print("  on every workload, mixed <= 2x native); extra time = inject - native - its start-up (first row).")
+        base = 0.0
+        if self.median("empty", "inject") is not None and self.median("empty", "native") is not None:
+            base = self.median("empty", "inject") - self.median("empty", "native")
+        rows = [["workload", "calls ptmem/own", "extra s", "ns/call", "ns per malloc+free", "slowdown",
+                 "heaptrack", "goal"]]
+        for w in ws:
+            if w.key == "empty":
+                rows.append([w.label, "", f"{base:.3f}", "", "", "", "", ""])
+                continue
+            s, own = self.summary.get((w.key, "inject")), self.counts.get(w.key)
+            t, native = self.median(w.key, "inject"), self.median(w.key, "native")
+            if s is None or t is None or native is None or own is None:
+                fails = self.failures.get((w.key, "inject"), [])
+                rows.append([w.label, f"failed ({shorten(fails[0], 40)})" if fails else "-"] + [""] * 6)
+                continue
+            mem_calls = sum(int(s.get(k) or 0) for k in ("alloc_calls", "failed_alloc_calls", "free_calls", "free_null_calls"))
+            seen = mem_calls + int(own["fd_create_calls"]) + int(own["fd_close_calls"])  # as for breakpoints
+            missed = mem_calls < int(own["alloc_calls"]) + int(own["free_calls"]) or \
+                int(s.get("fd_closed") or 0) < int(own["fd_close_calls"])
+            own_calls = traced_calls(own)
+            extra = max(0.0, t - native - base)
+            per_call = f"{extra / seen * 1e9:,.0f}" if seen >= 100 else "-"
+            pairs = min(int(s.get("alloc_calls") or 0), int(s.get("free_calls") or 0))
+            per_pair = f"{extra / pairs * 1e9:,.0f}" if pairs >= 100 else "-"
+            slow = t / native
+            heap = self.median(w.key, "heaptrack")
+            heap_slow = heap / native if heap else None
+            goal = "-"
+            if w.key == "mixed":
+                goal = "met" if slow <= 2 and (heap_slow is None or slow <= heap_slow) else "NOT met"
+            elif heap_slow is not None and w.key != "compute":
+                goal = "met" if slow <= heap_slow else "NOT met"
+            rows.append([w.label, f"{seen:,}/{own_calls:,}{' MISSED' if missed else ''}", f"{extra:.3f}", per_call,
+                         per_pair, f"{slow:.1f}x", f"{heap_slow:.1f}x" if heap_slow else "-", goal])
+        print_table(rows)
+
+
 def shorten(text, width):
     return text if len(text) <= width else text[:width - 3] + "..."
 
@@ -500,13 +560,13 @@ def traced_calls(own):
     return sum(int(own[k]) for k in ("alloc_calls", "free_calls", "fd_create_calls", "fd_close_calls"))
 
 
-def print_memory(memory, blocks):
+def print_memory(memory, blocks, engine):
     if isinstance(memory, str):
-        print(f"ptmem peak memory per live block: {memory}")
+        print(f"ptmem ({engine}) peak memory per live block: {memory}")
         return
     (base_held, base_final, _), (held, final, live) = memory
     per_block = (held - base_held) * 1024 / max(1, live)
-    print(f"ptmem peak memory per live block (VmHWM of ptmem, {live:,} live blocks reported, "
+    print(f"ptmem ({engine}) peak memory per live block (VmHWM of ptmem, {live:,} live blocks reported, "
           f"{blocks:,} allocated):")
     print(f"  while the target holds them: {held / 1024:.1f} MiB - baseline {base_held / 1024:.1f} MiB "
           f"(0 blocks) = {per_block:.1f} bytes per block (goal <= 48)")
@@ -563,7 +623,7 @@ def main():
     p.add_argument("--live-blocks", type=int, default=1000000)
     p.add_argument("--only", default="", help="comma-separated workload keys: "
                    + ",".join(w.key for w in workloads(1)))
-    p.add_argument("--tools", default="native,ptmem,memcheck,heaptrack,ltrace")
+    p.add_argument("--tools", default="native,ptmem,inject,snapshots,memcheck,heaptrack,ltrace")
     args = p.parse_args()
     if "native" not in args.tools.split(","):
         args.tools = "native," + args.tools
@@ -576,7 +636,7 @@ def main():
     bench = Bench(args)
     try:
         ws = bench.run_all()
-        memory = bench.measure_memory()
+        memory = {tool: bench.measure_memory(tool) for tool in ("ptmem", "inject")}
         bench.print_tables(ws, memory)
         print(f"\nbench-tracer: {time.monotonic() - started:.0f} s in all; load average "
               f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs "
