@@ -4,6 +4,8 @@
 // (functions it refuses, libraries loaded while threads run, the unwinder and longjmp
 // entries) and does everything ptrace must do: threads, signals, fork, exec, detach.
 #include <cerrno>
+#include <chrono>
+#include <unistd.h>
 #include <cstdlib>
 #include <string_view>
 #include <fmt/format.h>
@@ -203,6 +205,30 @@ void Session::Impl::remove_agent(Process& p) {
   report_agent(p);
   p.agent.reset();
   p.agent_stacks.reset();
+}
+
+// While the agent records, ptmem drains its rings between events instead of sleeping in
+// waitpid: a poll that backs off to 2 ms when the target is quiet, and returns EINTR every
+// 20 ms so the loop sees stop requests and its deadline.  waitpid scans every tracee:
+// while the rings keep ptmem busy, it asks only every 500 us.
+pid_t Session::Impl::wait_draining(int& status) {
+  using clock = std::chrono::steady_clock;
+  const auto until = clock::now() + std::chrono::milliseconds(20);
+  auto asked = clock::time_point{};
+  for (unsigned idle = 0;;) {
+    auto now = clock::now();
+    if (idle || now - asked >= std::chrono::microseconds(500)) {
+      asked = now;
+      pid_t r = ::waitpid(-1, &status, __WALL | WNOHANG);
+      if (r != 0) return r;
+    }
+    if (drain_agent(*main) > 0) idle = 0;
+    else ::usleep(std::min(50u << std::min(idle++, 6u), 2000u));
+    if (stop_requested() || now >= until) {
+      errno = EINTR;
+      return -1;
+    }
+  }
 }
 
 // The agent's question (PTMEM_ASK_SIGNAL from its own thread, marked with its magic): the

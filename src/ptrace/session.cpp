@@ -18,6 +18,7 @@
 #include "ptmem/arch/glibc_abi.hpp"
 #include "ptmem/proc/maps.hpp"
 #include "session_impl.hpp"
+#include "stack_reader.hpp"
 
 namespace ptmem::ptrace {
 namespace {
@@ -30,58 +31,6 @@ void on_alarm(int) {}
 bool is_stop_signal(int sig) {
   return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
 }
-
-// Stack memory beyond the snapshot, for the unwinder: read in aligned chunks on demand (a
-// deep stack costs a few more reads, a shallow one none), with the real return addresses
-// where we put the trampoline, so the unwinder walks through a traced call that is still on
-// the stack (fopen -> malloc).
-class StackReader final : public arch::MemoryAccess {
- public:
-  StackReader(RemoteMemory& mem, const Thread& t) : mem_(mem), t_(t) {}
-  bool read(uint64_t addr, void* buf, size_t len) override {
-    auto* out = static_cast<uint8_t*>(buf);
-    while (len > 0) {
-      uint64_t base = addr & ~(kChunk - 1);
-      const Chunk* c = chunk(base);
-      if (!c) return mem_.read(addr, out, len);  // cache full or unreadable: plain read
-      size_t off = addr - base, n = std::min<size_t>(len, kChunk - off);
-      if (off + n > c->size) return false;
-      std::memcpy(out, c->bytes + off, n);
-      addr += n;
-      out += n;
-      len -= n;
-    }
-    return true;
-  }
-  bool write(uint64_t, const void*, size_t) override { return false; }
-
- private:
-  static constexpr uint64_t kChunk = 1024;
-  struct Chunk {
-    uint64_t base = 0;
-    size_t size = 0;
-    uint8_t bytes[kChunk];
-  };
-  const Chunk* chunk(uint64_t base) {
-    for (size_t i = 0; i < used_; ++i)
-      if (chunks_[i].base == base) return &chunks_[i];
-    if (used_ == kChunks) return nullptr;
-    Chunk& c = chunks_[used_];
-    c.base = base;
-    c.size = mem_.read_partial(base, c.bytes, kChunk);
-    if (c.size == 0) return nullptr;
-    for (auto& r : t_.returns)
-      if (r.entry_sp >= base && r.entry_sp + 8 <= base + c.size)
-        std::memcpy(c.bytes + (r.entry_sp - base), &r.return_address, 8);
-    ++used_;
-    return &c;
-  }
-  static constexpr size_t kChunks = 8;
-  RemoteMemory& mem_;
-  const Thread& t_;
-  Chunk chunks_[kChunks];
-  size_t used_ = 0;
-};
 
 // Read with the registers at every allocation: enough for the frames of most programs; the
 // unwinder reads deeper stacks through StackReader.
@@ -228,10 +177,7 @@ void Session::Impl::loop() {
   terminal.take_back();
 }
 
-// The next event: a deferred one first, else waitpid's.  While the agent records, ptmem
-// drains its rings between events instead of sleeping in waitpid: a poll that backs off
-// to a few milliseconds when the target is quiet, and returns EINTR now and then so the
-// loop sees stop requests and its deadline.
+// The next event: a deferred one first, else waitpid's (polled while the agent records).
 pid_t Session::Impl::next_event(int& status) {
   if (!deferred.empty()) {
     auto [tid, st] = deferred.front();
@@ -239,25 +185,8 @@ pid_t Session::Impl::next_event(int& status) {
     status = st;
     return tid;
   }
-  if (!main || !main->agent) return ::waitpid(-1, &status, __WALL);
-  // waitpid scans every tracee: while the rings keep it busy, ask only every 500 us.
-  using clock = std::chrono::steady_clock;
-  const auto until = clock::now() + std::chrono::milliseconds(20);
-  auto asked = clock::time_point{};
-  for (unsigned idle = 0;;) {
-    auto now = clock::now();
-    if (idle || now - asked >= std::chrono::microseconds(500)) {
-      asked = now;
-      pid_t r = ::waitpid(-1, &status, __WALL | WNOHANG);
-      if (r != 0) return r;
-    }
-    if (drain_agent(*main) > 0) idle = 0;
-    else ::usleep(std::min(50u << std::min(idle++, 6u), 2000u));
-    if (stop_requested() || now >= until) {
-      errno = EINTR;
-      return -1;
-    }
-  }
+  if (main && main->agent) return wait_draining(status);
+  return ::waitpid(-1, &status, __WALL);
 }
 
 // Waits for |t|'s next event, keeping other threads' events for the loop.  waitpid(tid)
@@ -466,13 +395,13 @@ track::StackId Session::Impl::capture_stack(Thread& t, const arch::Registers& re
 size_t Session::Impl::unwind_stopped(Thread& t, const arch::Registers& at, size_t first) {
   Process& p = t.process();
   size_t got = p.mem.read_partial(at.sp(), stack_buf.data(), stack_buf.size());
-  auto put_back = [&](uint64_t slot, uint64_t ret) {
-    if (slot >= at.sp() && slot + 8 <= at.sp() + got) std::memcpy(stack_buf.data() + (slot - at.sp()), &ret, 8);
-  };
-  for (auto& r : t.returns) put_back(r.entry_sp, r.return_address);
+  std::vector<std::pair<uint64_t, uint64_t>> real;  // (slot, return address): usually none
+  for (auto& r : t.returns) real.emplace_back(r.entry_sp, r.return_address);
   if (p.agent)
-    for (auto [slot, ret] : p.agent->redirected(at.raw.fs_base)) put_back(slot, ret);
-  StackReader fallback(p.mem, t);
+    for (auto slot_ret : p.agent->redirected(at.raw.fs_base)) real.push_back(slot_ret);
+  for (auto [slot, ret] : real)
+    if (slot >= at.sp() && slot + 8 <= at.sp() + got) std::memcpy(stack_buf.data() + (slot - at.sp()), &ret, 8);
+  StackReader fallback(p.mem, real);
   size_t n = p.unwinder->unwind(at, std::span<const uint8_t>(stack_buf.data(), got), &fallback,
                                 pcs.size() - first, pcs.data() + first);
   return std::max<size_t>(n + first, 1);

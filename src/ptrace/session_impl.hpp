@@ -124,6 +124,7 @@ struct Session::Impl {
   bool agent_hook(Process& p, Thread& t, int function, uint64_t address, uint64_t size, bool tail_jump);
   void agent_hooks_in(Process& p);
   size_t drain_agent(Process& p, bool final = false);
+  pid_t wait_draining(int& status);
   void remove_agent(Process& p);
   void drop_agent(Process& p);
   void report_agent(const Process& p);
