@@ -49,19 +49,6 @@ CLI::Validator regex_validator() {
       "REGEX");
 }
 
-// CLI11's PositiveNumber prints a 300-digit range; say it plainly.
-CLI::Validator positive_integer() {
-  return CLI::Validator(
-      [](std::string& value) -> std::string {
-        uint64_t n = 0;
-        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n, 10);
-        if (value.empty() || ec != std::errc() || p != value.data() + value.size() || n == 0 ||
-            n > uint64_t(INT32_MAX))
-          return fmt::format("'{}' is not a positive integer", value);
-        return {};
-      },
-      "N");
-}
 
 std::string join(const std::vector<std::string_view>& names) {
   std::string out;

@@ -222,7 +222,7 @@ Subcommand add_attach_command(CLI::App& root) {
   auto args = std::make_shared<TraceArgs>();
   auto* app = root.add_subcommand("attach", "Trace a running process, detach, and report its leaks");
   add_common_options(app, *args);
-  app->add_option("pid", args->pid, "Process id")->required()->check(CLI::PositiveNumber)->type_name("PID");
+  app->add_option("pid", args->pid, "Process id")->required()->check(positive_integer())->type_name("PID");
   return {app, [args] { return run_trace(*args, false); }};
 }
 

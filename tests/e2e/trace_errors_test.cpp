@@ -233,3 +233,27 @@ TEST_CASE("trace errors: an unwritable -o fails before the program runs") {
     if (line.rfind("TracerPid:", 0) == 0) tracer = line;
   CHECK(tracer == "TracerPid:\t0");
 }
+
+TEST_CASE("trace errors: a malformed value is one line naming the option and what it accepts") {
+  struct Case {
+    std::vector<std::string> argv;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"attach", "abc"}, "pid: 'abc' is not a positive integer"},
+      {{"attach", "--", "-5"}, "pid: '-5' is not a positive integer"},
+      {{"attach", "99999999999"}, "pid: '99999999999' is not a positive integer"},
+      {{"attach", "--engine", "fast", "1"}, "--engine"},
+      {{"launch", "--depth", "x", "--", "true"}, "--depth"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv{ptmem::test::ptmem()};
+    argv.insert(argv.end(), c.argv.begin(), c.argv.end());
+    auto r = run(argv, kQuick);
+    CAPTURE(r.err);
+    CHECK(r.status == 2);
+    CHECK(one_line(r.err, "ptmem: "));
+    CHECK(r.err.find(c.says) != std::string::npos);
+    CHECK(r.err.size() < 160);  // no 300-digit range
+  }
+}

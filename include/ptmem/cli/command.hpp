@@ -18,6 +18,8 @@ Subcommand add_attach_command(CLI::App& root);
 
 /// CLI11 check for durations such as "500ms" (see util/duration.hpp).
 CLI::Validator duration_validator();
+/// CLI11 check for an integer in 1..INT32_MAX, with a plain message.
+CLI::Validator positive_integer();
 
 /// Exit status for command-line mistakes (unknown option, bad value).
 inline constexpr int kUsageExit = 2;
