@@ -43,7 +43,7 @@ $(PTMEM): $(MAIN_OBJ) $(BUILD)/libptmem.a
 # installed, so this is quick on a machine that already has everything.
 DEB_PKGS := g++ make pkg-config libdw-dev libelf-dev libcapstone-dev libcli11-dev doctest-dev \
             nlohmann-json3-dev libfmt-dev libabsl-dev libncurses-dev libc6-dev tmux man-db procps \
-            libjemalloc2 libtcmalloc-minimal4
+            libjemalloc2 libtcmalloc-minimal4 valgrind
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

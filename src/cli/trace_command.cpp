@@ -30,9 +30,13 @@ namespace {
 // The target's writable memory as roots, read through process_vm_readv.
 // Stacks count from each thread's stack pointer up (less the 128-byte red zone a leaf
 // function may use): below it lie dead frames, whose stale pointers would hide leaks.
+// A thread that ended left its stack to glibc's cache, stale words and all: what lay below
+// its stack pointer when it exited (the frames of everything it did) is dead too.  Above
+// it remain its last frame, its TLS and its descriptor, which memcheck scans as well.
 // The threads' general registers are roots too.
 std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tracker& tracker,
-                                                     const std::vector<arch::Registers>& threads) {
+                                                     const std::vector<arch::Registers>& threads,
+                                                     const std::vector<arch::Registers>& exited) {
   auto maps = proc::read_maps(pid);
   if (!maps) return std::nullopt;
   // Shared mappings are left out: a pointer to a private heap block has no business there,
@@ -42,8 +46,16 @@ std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tra
   for (const proc::Mapping& m : *maps) {
     if (!m.read || !m.write || m.shared || m.path == "[vvar]" || m.path == "[vsyscall]") continue;
     track::MemoryRange range{m.start, m.end};
+    bool live = false;
     for (const arch::Registers& r : threads)
-      if (r.sp() >= m.start && r.sp() < m.end) range.start = std::max(m.start, r.sp() - 128);
+      if (r.sp() >= m.start && r.sp() < m.end) {
+        range.start = std::max(m.start, r.sp() - 128);
+        live = true;
+      }
+    if (!live)
+      for (const arch::Registers& r : exited)
+        if (r.sp() >= m.start && r.sp() < m.end) range.start = std::max(range.start, r.sp() - 128);
+    if (range.start >= range.end) continue;
     roots.push_back(range);
     total += range.end - range.start;
   }
@@ -148,7 +160,7 @@ int run_trace(TraceArgs& a, bool launch) {
     if (cp == ptrace::Session::Checkpoint::Final && !a.fds_only && !a.no_reachability)
     {
       auto t0 = std::chrono::steady_clock::now();
-      reachability = scan_reachability(pid, tracker, session.thread_registers());
+      reachability = scan_reachability(pid, tracker, session.thread_registers(), session.exited_thread_registers());
       if (a.verbose && reachability)
         fmt::print(stderr, "ptmem: reachability: {} MiB of roots and {} blocks scanned in {} ms\n",
                    reachability->root_bytes_scanned() >> 20, tracker.allocations().size(),

@@ -106,6 +106,8 @@ std::vector<arch::Registers> Session::thread_registers() const {
   return all;
 }
 
+const std::vector<arch::Registers>& Session::exited_thread_registers() const { return impl_->exited_regs; }
+
 Thread& Session::Impl::add_thread(Process& p, pid_t tid) {
   Thread& t = p.add_thread(tid);
   by_tid[tid] = &t;
@@ -654,6 +656,7 @@ void Session::Impl::on_exec(Thread& t) {
     by_tid[new_tid] = execer;
   }
   execer->returns.clear();
+  exited_regs.clear();
   drop_agent(p);
   p.mem.reopen();
   p.breakpoints.forget_all();
@@ -679,6 +682,8 @@ void Session::Impl::on_exit_stop(Thread& t) {
   t.exiting = true;
   Process& p = t.process();
   if (&p == main.get() && !t.foreign) {
+    arch::Registers regs;
+    if (t.tid() != p.pid() && get_regs(t.tid(), regs)) exited_regs.push_back(regs);
     bool last = true;
     for (auto& [tid, other] : p.threads)
       if (!other->exiting && !other->foreign) last = false;

@@ -59,6 +59,7 @@ struct Session::Impl {
 
   // Hot-path buffers, reused for every event (no allocation per event).
   std::vector<uint8_t> stack_buf;
+  std::vector<arch::Registers> exited_regs;  ///< threads of main that ended, at their exit stop
   std::vector<uint64_t> pcs;
 
   // ---- session.cpp

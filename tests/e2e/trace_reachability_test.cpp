@@ -3,6 +3,8 @@
 // --show-leak-kinds=all --run-libc-freeres=no gives the same four totals).
 #include <doctest/doctest.h>
 
+#include <regex>
+
 #include "../support/process.hpp"
 #include "../support/trace_helpers.hpp"
 
@@ -62,4 +64,52 @@ TEST_CASE("trace reachability: --no-reachability leaves the kinds unclassified")
   CHECK(leaks_of(r.report).size() == 7);
   CHECK(r.report["summary"]["reachability_scanned"] == false);
   CHECK(r.report["summary"]["definitely_lost_bytes"].is_null());
+}
+
+namespace {
+
+/// memcheck's four totals for |program|: kind -> {bytes, blocks}.
+std::map<std::string, std::pair<long, long>> memcheck_totals(const std::string& program) {
+  auto r = run({"/bin/sh", "-c", "exec valgrind --leak-check=full --run-libc-freeres=no \"$0\"", program},
+               std::chrono::seconds(120));
+  std::map<std::string, std::pair<long, long>> totals;
+  std::regex line(R"((definitely lost|indirectly lost|possibly lost|still reachable): ([0-9,]+) bytes in ([0-9,]+) blocks)");
+  auto number = [](std::string s) {
+    std::erase(s, ',');
+    return std::stol(s);
+  };
+  for (std::sregex_iterator it(r.err.begin(), r.err.end(), line), end; it != end; ++it)
+    totals[(*it)[1]] = {number((*it)[2]), number((*it)[3])};
+  return totals;
+}
+
+}  // namespace
+
+TEST_CASE("trace reachability: blocks held only by the stacks of threads that ended are lost, as memcheck says") {
+  const std::string file = "trace_dead_threads.c";
+  auto r = launch_traced({sample("trace_dead_threads")});
+  const std::string ctx = r.describe();
+  INFO(ctx);
+  REQUIRE(r.status == 0);
+  REQUIRE(r.parsed);
+  // Four blocks of 64, 128, 192 and 256 bytes, one site, referenced only by stale words
+  // below the dead threads' last stack pointers.
+  auto at = leaks_at(r.report, file, marker_line(file, "@leak dead-thread"));
+  REQUIRE(at.size() == 1);
+  CHECK(at[0]["kind"] == "definitely_lost");
+  CHECK(at[0]["blocks"] == 4);
+  CHECK(at[0]["bytes"] == 640);
+  // memcheck on the same program (make deps installs valgrind): the same four totals.
+  auto mc = memcheck_totals(sample("trace_dead_threads"));
+  REQUIRE(mc.size() == 4);
+  CHECK(mc["definitely lost"] == std::pair<long, long>{640, 4});
+  const std::pair<const char*, const char*> kinds[] = {{"definitely lost", "definitely_lost"},
+                                                      {"indirectly lost", "indirectly_lost"},
+                                                      {"possibly lost", "possibly_lost"},
+                                                      {"still reachable", "still_reachable"}};
+  for (auto [theirs, ours] : kinds) {
+    CAPTURE(theirs);
+    CHECK(summary(r.report, std::string(ours) + "_bytes") == mc[theirs].first);
+    CHECK(summary(r.report, std::string(ours) + "_blocks") == mc[theirs].second);
+  }
 }

@@ -68,6 +68,9 @@ class Session {
   /// The registers of every stopped thread of the traced process (for the reachability
   /// scan at the Final checkpoint: roots, and where each stack's live part starts).
   std::vector<arch::Registers> thread_registers() const;
+  /// The registers of the threads that ended while traced (not the main thread), at their
+  /// exit: their stacks are dead memory, not roots.  Forgotten at exec.
+  const std::vector<arch::Registers>& exited_thread_registers() const;
   /// Called about once a second with the time since start (live figures).
   std::function<void()> on_tick;
   /// Moments when the target's fds must be compared with /proc/PID/fd (the tracker's
