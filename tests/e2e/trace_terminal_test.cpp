@@ -51,6 +51,27 @@ bool all_threads_stopped(pid_t pid) {
   return any;
 }
 
+/// For a failure's message: the terminal's foreground group (tpgid), and each thread's state,
+/// pending and blocked signals and wait channel.
+std::string states(pid_t program, pid_t tracer) {
+  std::ostringstream o;
+  for (pid_t pid : {tracer, program}) {
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+      std::ifstream st(e.path() / "stat"), status(e.path() / "status"), wchan(e.path() / "wchan");
+      std::string stat((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>()), line, w;
+      std::getline(wchan, w);
+      o << e.path().string() << ": " << stat.substr(stat.rfind(')') + 2, 40) << " wchan=" << w;
+      while (std::getline(status, line))
+        if (line.rfind("SigPnd", 0) == 0 || line.rfind("ShdPnd", 0) == 0 || line.rfind("SigBlk", 0) == 0 ||
+            line.rfind("TracerPid", 0) == 0)
+          o << " " << line;
+      o << "\n";
+    }
+  }
+  return o.str();
+}
+
 }  // namespace
 
 TEST_CASE("trace terminal: Ctrl-Z, bg and fg stop and continue the program with ptmem; Ctrl-C reaches the program") {
@@ -105,7 +126,9 @@ TEST_CASE("trace terminal: Ctrl-Z, bg and fg stop and continue the program with 
   // Ctrl-C goes to the program, which dies of it; ptmem reports that and exits 128+2.
   // The report is about as long as the pane: its first line may scroll off.
   tmux.keys("C-c");
-  CHECK(tmux.printed("was killed by SIGINT"));
+  bool killed = tmux.printed("was killed by SIGINT");
+  INFO("after Ctrl-C (tpgid is the 8th field):\n" << states(program, tracer) << "screen:\n" << tmux.screen());
+  CHECK(killed);
   CHECK(tmux.shows("ptmem: SUMMARY"));
   tmux.type("echo exit=$?");
   CHECK(tmux.shows("exit=130"));
