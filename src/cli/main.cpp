@@ -6,6 +6,7 @@
 
 #include "ptmem/cli/command.hpp"
 #include "ptmem/version.hpp"
+#include "ptmem/util/eprint.hpp"
 
 int main(int argc, char** argv) {
   using namespace ptmem::cli;
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
     std::string what = e.what();
     for (auto& c : what)
       if (c == '\n') c = ' ';
-    fmt::print(stderr, "ptmem: {}\n", what);
+    ptmem::util::eprint("ptmem: {}\n", what);
     return kUsageExit;
   }
   for (auto& cmd : commands)

@@ -9,6 +9,7 @@
 #include "ptmem/stats/run.hpp"
 #include "ptmem/util/duration.hpp"
 #include "ptmem/util/output_file.hpp"
+#include "ptmem/util/eprint.hpp"
 
 namespace ptmem::cli {
 namespace {
@@ -126,7 +127,7 @@ Subcommand add_stats_command(CLI::App& root) {
     if (!o.output.empty()) {
       std::string error;
       if (!util::check_writable(o.output, &error)) {
-        fmt::print(stderr, "ptmem: {}\n", error);
+        util::eprint("ptmem: {}\n", error);
         return kUsageExit;
       }
     }

@@ -23,6 +23,7 @@
 #include "ptmem/track/tracker.hpp"
 #include "ptmem/util/duration.hpp"
 #include "ptmem/util/output_file.hpp"
+#include "ptmem/util/eprint.hpp"
 
 namespace ptmem::cli {
 namespace {
@@ -62,7 +63,7 @@ std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tra
   // The target waits while we read; past this it would wait for minutes.
   constexpr uint64_t kMaxScan = uint64_t{32} << 30;
   if (total > kMaxScan) {
-    fmt::print(stderr, "ptmem: not classifying reachability: {} GiB of writable memory to scan (over {} GiB)\n",
+    util::eprint("ptmem: not classifying reachability: {} GiB of writable memory to scan (over {} GiB)\n",
                total >> 30, kMaxScan >> 30);
     return std::nullopt;
   }
@@ -127,7 +128,7 @@ void add_common_options(CLI::App* app, TraceArgs& a) {
 
 void print_status(const track::Tracker& tracker, pid_t pid) {
   const auto& c = tracker.counters();
-  fmt::print(stderr, "\rptmem: {}: {} allocs, {} frees, {} live blocks ({} bytes), {} fds opened, {} closed\x1b[K",
+  util::eprint("\rptmem: {}: {} allocs, {} frees, {} live blocks ({} bytes), {} fds opened, {} closed\x1b[K",
              pid, c.alloc_calls, c.free_calls, c.live_blocks, c.live_bytes, c.fd_opened, c.fd_closed);
 }
 
@@ -135,7 +136,7 @@ int run_trace(TraceArgs& a, bool launch) {
   bool to_stderr = a.output == "-stderr";
   std::string error;
   if (!to_stderr && !util::check_writable(a.output, &error)) {
-    fmt::print(stderr, "ptmem: error: {}\n", error);
+    util::eprint("ptmem: error: {}\n", error);
     return 1;
   }
   ptrace::TraceOptions opt;
@@ -162,7 +163,7 @@ int run_trace(TraceArgs& a, bool launch) {
       auto t0 = std::chrono::steady_clock::now();
       reachability = scan_reachability(pid, tracker, session.thread_registers(), session.exited_thread_registers());
       if (a.verbose && reachability)
-        fmt::print(stderr, "ptmem: reachability: {} MiB of roots and {} blocks scanned in {} ms\n",
+        util::eprint("ptmem: reachability: {} MiB of roots and {} blocks scanned in {} ms\n",
                    reachability->root_bytes_scanned() >> 20, tracker.allocations().size(),
                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
     }
@@ -179,19 +180,19 @@ int run_trace(TraceArgs& a, bool launch) {
 
   auto err = launch ? session.launch(a.program) : session.attach(a.pid);
   if (err) {
-    fmt::print(stderr, "ptmem: error: {}\n", *err);
+    util::eprint("ptmem: error: {}\n", *err);
     return 1;
   }
   pid_t pid = session.outcome().pid;
-  if (launch) fmt::print(stderr, "ptmem: tracing {}\n", pid);
+  if (launch) util::eprint("ptmem: tracing {}\n", pid);
   else
-    fmt::print(stderr, "ptmem: attached to process {} ({} thread{})\n", pid, session.thread_count(),
+    util::eprint("ptmem: attached to process {} ({} thread{})\n", pid, session.thread_count(),
                session.thread_count() == 1 ? "" : "s");
 
   session.run();
   const auto& out = session.outcome();
-  if (live) fmt::print(stderr, "\r\x1b[K");
-  if (out.detached) fmt::print(stderr, "ptmem: detached from process {}\n", pid);
+  if (live) util::eprint("\r\x1b[K");
+  if (out.detached) util::eprint("ptmem: detached from process {}\n", pid);
 
   symbols::Symbolizer symbolizer(session.modules());
   report::SymbolizerFrames frames(symbolizer);
@@ -204,9 +205,9 @@ int run_trace(TraceArgs& a, bool launch) {
   auto rep = report::build_report(tracker, stacks, frames, target, fds_at_end, ropt);
   std::string text = a.format == "json" ? report::to_json_text(rep) : report::to_text(rep);
   if (to_stderr) {
-    fmt::print(stderr, "{}", text);
+    util::eprint("{}", text);
   } else if (!util::write_file_atomically(a.output, text, &error)) {
-    fmt::print(stderr, "ptmem: error: {}\n", error);
+    util::eprint("ptmem: error: {}\n", error);
     return 1;
   }
 

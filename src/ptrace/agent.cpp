@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "ptmem/proc/maps.hpp"
+#include "ptmem/util/eprint.hpp"
 #include "session_impl.hpp"
 
 namespace ptmem::ptrace {
@@ -54,7 +55,7 @@ void Session::Impl::inject_agent(Process& p, Thread& t) {
   if (opt.engine != Engine::Inject || p.agent || p.agent_refused || !p.record || t.foreign) return;
   auto refuse = [&](const std::string& why) {
     p.agent_refused = true;
-    fmt::print(stderr, "ptmem: inject engine unavailable in {}: {}; using breakpoints\n", p.pid(), why);
+    util::eprint("ptmem: inject engine unavailable in {}: {}; using breakpoints\n", p.pid(), why);
   };
   if (t.group_stopped) return refuse("every thread was stopped (SIGSTOP) at attach: none can run the injection");
   if (!world_stopped(p)) return refuse("threads were running when the hooks went in");
@@ -91,7 +92,7 @@ void Session::Impl::inject_agent(Process& p, Thread& t) {
     p.agent->rules_off();
     p.agent->set_asking(false);
   }
-  if (opt.verbose) fmt::print(stderr, "ptmem: agent injected into {}\n", p.pid());
+  if (opt.verbose) util::eprint("ptmem: agent injected into {}\n", p.pid());
 }
 
 // The code of the function at |address| as far as its symbol says, or why not.
@@ -124,7 +125,7 @@ bool Session::Impl::agent_hook(Process& p, Thread& t, int function, uint64_t add
     why = p.agent->hook(target, function, address, std::get<std::vector<uint8_t>>(code), tail_jump);
   }
   if (!why) return true;
-  fmt::print(stderr, "ptmem: inject engine: {} cannot be patched ({}): traced with a breakpoint\n", fn.name, *why);
+  util::eprint("ptmem: inject engine: {} cannot be patched ({}): traced with a breakpoint\n", fn.name, *why);
   return false;
 }
 
@@ -196,7 +197,7 @@ void Session::Impl::remove_agent(Process& p) {
     // the rings and the relocated prologues it may jump to stay, with recording off.
     agent.untrap_exits(p.mem);
     p.keep_scratch = true;
-    fmt::print(stderr, "ptmem: a thread of {} is inside the agent: its code stays mapped, inert\n", p.pid());
+    util::eprint("ptmem: a thread of {} is inside the agent: its code stays mapped, inert\n", p.pid());
   }
   if (worker) {
     ProcessTarget target(*this, p, *worker);
@@ -265,11 +266,11 @@ void Session::Impl::drop_agent(Process& p) {
 void Session::Impl::report_agent(const Process& p) {
   if (!p.agent) return;
   if (uint64_t missed = p.agent->missed())
-    fmt::print(stderr, "ptmem: inject engine: {} calls passed unrecorded (nested in a signal handler, or no thread slot)\n",
+    util::eprint("ptmem: inject engine: {} calls passed unrecorded (nested in a signal handler, or no thread slot)\n",
                missed);
   if (opt.verbose) {
     auto& c = p.agent->counters();
-    fmt::print(stderr, "ptmem: inject engine: {} records, {} calls, {} abandoned, {} malformed; {} stacks walked in the target ({} after a stop to unwind the live stack), {} from snapshots\n",
+    util::eprint("ptmem: inject engine: {} records, {} calls, {} abandoned, {} malformed; {} stacks walked in the target ({} after a stop to unwind the live stack), {} from snapshots\n",
                c.records, c.calls, c.abandoned, c.bad, p.agent_stacks->walked(), p.agent_answers, p.agent_stacks->unwound());
   }
 }

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "ptmem/symbols/elf_image.hpp"
+#include "ptmem/util/eprint.hpp"
 #include "session_impl.hpp"
 
 namespace ptmem::ptrace {
@@ -313,7 +314,7 @@ void Session::Impl::plant(Process& p, Thread& t, uint64_t addr, Breakpoint::Kind
   static const bool force_in_place = std::getenv("PTMEM_FORCE_STEP_IN_PLACE") != nullptr;
   if (force_in_place && kind == Breakpoint::Kind::Function) bp.plan.kind = arch::StepPlan::Kind::Unsupported;
   if (bp.plan.kind == arch::StepPlan::Kind::Unsupported && opt.verbose)
-    fmt::print(stderr, "ptmem: {}: '{}' is stepped over with all threads stopped\n", name, bp.plan.text);
+    util::eprint("ptmem: {}: '{}' is stepped over with all threads stopped\n", name, bp.plan.text);
   p.breakpoints.insert(p.mem, std::move(bp));
 }
 
@@ -331,7 +332,7 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
     auto slot = scratch_slot(p, t, near, 16);
     static constexpr uint8_t kInt3 = 0xCC;
     if (slot && p.mem.write(*slot, &kInt3, 1)) p.trampoline = *slot;
-    else if (opt.verbose) fmt::print(stderr, "ptmem: cannot map a scratch page into {}\n", p.pid());
+    else if (opt.verbose) util::eprint("ptmem: cannot map a scratch page into {}\n", p.pid());
   }
   // The inject engine patches functions only while no thread runs: at attach, and at a
   // launched program's first library notification.  Later loads get breakpoints.
@@ -363,7 +364,7 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
     for (auto& c : todo) {
       const auto& fn = functions[c.row];
       if (auto why = agent_refusal(p, c.def.address, c.def.size)) {
-        fmt::print(stderr, "ptmem: inject engine: {} cannot be patched ({}): the {} functions are traced with breakpoints\n",
+        util::eprint("ptmem: inject engine: {} cannot be patched ({}): the {} functions are traced with breakpoints\n",
                    fn.name, *why, fn.family == track::Family::Alloc ? "allocator" : "fd");
         family_refused[static_cast<size_t>(fn.family)] = true;
       }

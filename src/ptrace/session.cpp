@@ -17,6 +17,7 @@
 
 #include "ptmem/arch/glibc_abi.hpp"
 #include "ptmem/proc/maps.hpp"
+#include "ptmem/util/eprint.hpp"
 #include "session_impl.hpp"
 #include "stack_reader.hpp"
 
@@ -254,7 +255,7 @@ void Session::Impl::handle_stop(Thread& t, int status) {
   bool stale_stop = std::exchange(t.stale_group_stop, false);
   int sig = WSTOPSIG(status);
   int event = status >> 16;
-  if (g_debug) fmt::print(stderr, "[ptmem] {}: stop sig {} event {}\n", t.tid(), sig, event);
+  if (g_debug) util::eprint("[ptmem] {}: stop sig {} event {}\n", t.tid(), sig, event);
   switch (event) {
     case 0:
       if (sig == SIGTRAP) handle_sigtrap(t);
@@ -264,7 +265,7 @@ void Session::Impl::handle_stop(Thread& t, int status) {
           arch::Registers r;
           ::ptrace(PTRACE_GETSIGINFO, t.tid(), nullptr, &si);
           get_regs(t.tid(), r);
-          fmt::print(stderr, "[ptmem] {}: signal {} code {} addr {} at rip {:#x} sp {:#x}\n", t.tid(), sig,
+          util::eprint("[ptmem] {}: signal {} code {} addr {} at rip {:#x} sp {:#x}\n", t.tid(), sig,
                      si.si_code, si.si_addr, r.ip(), r.sp());
         }
         if (sig == PTMEM_ASK_SIGNAL && answer_agent(t)) resume(t);  // the agent's, not the program's
@@ -450,7 +451,7 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
     return;
   }
   if (bp.kind == Breakpoint::Kind::DebugState) {
-    if (g_debug) fmt::print(stderr, "[ptmem] {}: r_brk, plan {} '{}'\n", t.tid(), static_cast<int>(bp.plan.kind), bp.plan.text);
+    if (g_debug) util::eprint("[ptmem] {}: r_brk, plan {} '{}'\n", t.tid(), static_cast<int>(bp.plan.kind), bp.plan.text);
     // Installing hooks grows the breakpoint table and invalidates |bp|: keep a copy.
     Breakpoint self_bp = bp;
     refresh_modules(p, t);
@@ -471,7 +472,7 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
   }
   const track::TracedFunction& fn = track::traced_functions()[static_cast<size_t>(bp.function)];
   if (g_debug)
-    fmt::print(stderr, "[ptmem] {}: {} at {:#x} sp {:#x} plan {} '{}'\n", t.tid(), fn.name, bp.address,
+    util::eprint("[ptmem] {}: {} at {:#x} sp {:#x} plan {} '{}'\n", t.tid(), fn.name, bp.address,
                regs.sp(), static_cast<int>(bp.plan.kind), bp.plan.text);
   bool wanted = fn.family == track::Family::Alloc ? opt.track_alloc : opt.track_fds;
   if (auto tail = std::exchange(t.tail_call, std::nullopt);
@@ -526,7 +527,7 @@ void Session::Impl::on_return(Thread& t, arch::Registers& regs) {
     return;
   }
   // No record for this return: we cannot know where to go.  Never expected; say so loudly.
-  fmt::print(stderr, "ptmem: internal error: thread {} returned to the trampoline unexpectedly\n",
+  util::eprint("ptmem: internal error: thread {} returned to the trampoline unexpectedly\n",
              t.tid());
   resume(t, SIGTRAP);
 }
@@ -547,7 +548,7 @@ void Session::Impl::step_over(Thread& t, const Breakpoint& bp, arch::Registers& 
       resume(t);
       return;
   }
-  if (g_debug) fmt::print(stderr, "[ptmem] {}: stepped to rip {:#x} sp {:#x}\n", t.tid(), regs.ip(), regs.sp());
+  if (g_debug) util::eprint("[ptmem] {}: stepped to rip {:#x} sp {:#x}\n", t.tid(), regs.ip(), regs.sp());
   set_regs(t.tid(), regs);
   resume(t);
 }

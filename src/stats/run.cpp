@@ -9,6 +9,7 @@
 
 #include "ptmem/stats/screen.hpp"
 #include "ptmem/util/output_file.hpp"
+#include "ptmem/util/eprint.hpp"
 
 namespace ptmem::stats {
 namespace {
@@ -56,7 +57,7 @@ int run_stats(const StatsOptions& o) {
   util::LineAppender* sink = nullptr;
   if (!o.output.empty() && o.output != "-") {
     if (!file.open(o.output, &error)) {
-      fmt::print(stderr, "ptmem: {}\n", error);
+      util::eprint("ptmem: {}\n", error);
       return 1;
     }
     sink = &file;
@@ -66,7 +67,7 @@ int run_stats(const StatsOptions& o) {
   }
   if (sink && !sink->append(writer->begin())) {
     if (sink == &out) return 0;  // stdout already closed by its reader
-    fmt::print(stderr, "ptmem: cannot write '{}'\n", o.output);
+    util::eprint("ptmem: cannot write '{}'\n", o.output);
     return 1;
   }
 
@@ -90,7 +91,7 @@ int run_stats(const StatsOptions& o) {
     if (o.top && s.processes.size() > *o.top) s.processes.resize(*o.top);
     if (!sink->append(writer->render(s))) {
       if (sink == &out) return 0;  // reader went away: not an error for a monitor
-      fmt::print(stderr, "ptmem: cannot write '{}'\n", o.output);
+      util::eprint("ptmem: cannot write '{}'\n", o.output);
       return 1;
     }
   }

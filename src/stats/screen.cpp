@@ -1,4 +1,5 @@
 #include "ptmem/stats/screen.hpp"
+#include "ptmem/util/eprint.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -212,7 +213,7 @@ int run_full_screen(Sampler& sampler, const StatsOptions& o, util::LineAppender*
   }
   if (write_failed) {
     endwin();
-    fmt::print(stderr, "ptmem: cannot write '{}'\n", o.output);
+    util::eprint("ptmem: cannot write '{}'\n", o.output);
     return 1;
   }
   return 0;

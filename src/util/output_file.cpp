@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 namespace ptmem::util {
-namespace {
 
 bool write_all(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -21,6 +20,8 @@ bool write_all(int fd, std::string_view data) {
   }
   return true;
 }
+
+namespace {
 
 std::string dir_of(const std::string& path) {
   auto slash = path.rfind('/');

@@ -6,6 +6,9 @@
 
 namespace ptmem::util {
 
+/// write(2) of all of |data|, retrying after EINTR and short writes.  False on an error.
+bool write_all(int fd, std::string_view data);
+
 /// Writes |content| to |path| atomically (temp file in the same directory, fsync-free
 /// rename).  "-" means stdout.  Returns false and sets |error| on failure.
 bool write_file_atomically(const std::string& path, std::string_view content, std::string* error);
