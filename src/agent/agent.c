@@ -174,7 +174,7 @@ static struct ptmem_thread* my_thread(struct ptmem_control* c, uint32_t* index) 
   uint64_t key = tcb();
   if (UNLIKELY(key == 0)) return NULL;
   struct ptmem_thread* all = threads(c);
-  uint32_t h = (uint32_t)(((key >> 6) * 0x9E3779B97F4A7C15ull) >> 54) & (PTMEM_MAX_THREADS - 1);
+  uint32_t h = ptmem_thread_hash(key);
   for (uint32_t probe = 0; probe < PTMEM_MAX_THREADS; ++probe) {
     uint32_t i = (h + probe) & (PTMEM_MAX_THREADS - 1);
     struct ptmem_thread* t = &all[i];

@@ -46,6 +46,19 @@ uint64_t tsc_per_second() {
 
 }  // namespace
 
+arch::Registers entry_registers(uint64_t pc, uint64_t sp, const uint64_t callee_saved[6]) {
+  arch::Registers r;
+  r.raw.rip = pc;
+  r.raw.rsp = sp;
+  r.raw.rbx = callee_saved[0];
+  r.raw.rbp = callee_saved[1];
+  r.raw.r12 = callee_saved[2];
+  r.raw.r13 = callee_saved[3];
+  r.raw.r14 = callee_saved[4];
+  r.raw.r15 = callee_saved[5];
+  return r;
+}
+
 ptmem_capture capture_of(const track::TracedFunction& fn) {
   using track::Action;
   switch (fn.action) {
@@ -133,9 +146,8 @@ std::variant<std::unique_ptr<AgentHost>, std::string> AgentHost::inject(Target& 
   std::memset(c, 0, sizeof *c);
   c->magic = PTMEM_CONTROL_MAGIC;
   c->version = PTMEM_AGENT_VERSION;
-  c->enabled = 0;
   c->heartbeat = __rdtsc();
-  c->stale_ticks = tsc_per_second() / 2;  // half a second without a drain: is ptmem alive?
+  c->stale_ticks = tsc_per_second() / 2;  // half a second without a beat: is ptmem alive?
   c->pid = target.pid();
   c->host_pid = ::getpid();
   fmt::format_to_n(c->host_stat, sizeof c->host_stat - 1, "/proc/{}/stat", ::getpid());
@@ -275,20 +287,25 @@ bool AgentHost::take_exit(arch::Registers& regs, arch::MemoryAccess& mem) const 
 ptmem_thread* AgentHost::thread_of(uint64_t fs_base) const {
   if (!fs_base) return nullptr;
   auto* all = reinterpret_cast<ptmem_thread*>(reinterpret_cast<uint8_t*>(control_) + control_->threads_offset);
-  for (uint32_t i = 0; i < PTMEM_MAX_THREADS; ++i)
-    if (__atomic_load_n(&all[i].key, __ATOMIC_ACQUIRE) == fs_base) return &all[i];
+  const uint32_t h = ptmem_thread_hash(fs_base);
+  for (uint32_t probe = 0; probe < PTMEM_MAX_THREADS; ++probe) {
+    ptmem_thread& t = all[(h + probe) & (PTMEM_MAX_THREADS - 1)];
+    uint64_t key = __atomic_load_n(&t.key, __ATOMIC_ACQUIRE);
+    if (key == fs_base) return &t;
+    if (key == 0) return nullptr;
+  }
   return nullptr;
 }
 
-std::vector<std::pair<uint64_t, uint64_t>> AgentHost::redirected(uint64_t fs_base) const {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
+void AgentHost::redirected(uint64_t fs_base, std::vector<std::pair<uint64_t, uint64_t>>& out) const {
   if (ptmem_thread* t = thread_of(fs_base))
     for (uint32_t i = 0; i < t->depth && i < PTMEM_SHADOW_DEPTH; ++i) out.emplace_back(t->shadow[i].slot, t->shadow[i].ret);
-  return out;
 }
 
 void AgentHost::restore_returns(uint64_t fs_base, arch::MemoryAccess& mem) const {
-  for (auto [slot, ret] : redirected(fs_base)) {
+  std::vector<std::pair<uint64_t, uint64_t>> slots;
+  redirected(fs_base, slots);
+  for (auto [slot, ret] : slots) {
     uint64_t now = 0;
     if (mem.read(slot, &now, 8) && now == control_->return_stub) mem.write(slot, &ret, 8);
   }
@@ -363,15 +380,7 @@ void AgentHost::rules_off() { __atomic_store_n(&control_->rules_on, 0u, __ATOMIC
 std::optional<arch::Registers> AgentHost::question(uint64_t fs_base) const {
   ptmem_thread* t = thread_of(fs_base);
   if (!t || !__atomic_load_n(&t->asking, __ATOMIC_ACQUIRE)) return std::nullopt;
-  arch::Registers r;
-  r.raw.rip = t->ask_regs[0];
-  r.raw.rsp = t->ask_regs[1];
-  r.raw.rbx = t->ask_regs[2];
-  r.raw.rbp = t->ask_regs[3];
-  r.raw.r12 = t->ask_regs[4];
-  r.raw.r13 = t->ask_regs[5];
-  r.raw.r14 = t->ask_regs[6];
-  r.raw.r15 = t->ask_regs[7];
+  arch::Registers r = entry_registers(t->ask_regs[0], t->ask_regs[1], t->ask_regs + 2);
   r.raw.fs_base = fs_base;
   return r;
 }

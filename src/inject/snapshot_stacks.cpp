@@ -9,23 +9,7 @@ track::StackId SnapshotStacks::stack(const ptmem_record& r, uint64_t function_ad
     return table_.intern(walked.first(std::min(walked.size(), pcs_.size())), modules_.generation());
   }
   ++unwound_;
-  // The registers at the function's entry, as a breakpoint there would have seen them:
-  // the unwinder needs the pc, the stack pointer and the callee-saved registers.
-  arch::Registers regs;
-  regs.raw.rip = function_address;
-  regs.raw.rsp = r.sp;
-  regs.raw.rbx = r.regs[0];
-  regs.raw.rbp = r.regs[1];
-  regs.raw.r12 = r.regs[2];
-  regs.raw.r13 = r.regs[3];
-  regs.raw.r14 = r.regs[4];
-  regs.raw.r15 = r.regs[5];
-  regs.raw.rdi = r.args[0];
-  regs.raw.rsi = r.args[1];
-  regs.raw.rdx = r.args[2];
-  regs.raw.rcx = r.args[3];
-  regs.raw.r8 = r.args[4];
-  regs.raw.r9 = r.args[5];
+  const arch::Registers regs = entry_registers(function_address, r.sp, r.regs);
   size_t n = unwinder_.unwind(regs, snapshot, live_, pcs_.size(), pcs_.data());
   n = std::max<size_t>(n, 1);
   learn(std::span<const uint64_t>(pcs_.data(), n));

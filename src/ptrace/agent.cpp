@@ -104,26 +104,22 @@ static std::variant<std::vector<uint8_t>, std::string> function_code(Process& p,
   return code;
 }
 
-std::optional<std::string> Session::Impl::agent_refusal(Process& p, uint64_t address, uint64_t size) {
-  auto code = function_code(p, address, size);
-  if (auto* why = std::get_if<std::string>(&code)) return *why;
+std::optional<std::string> Session::Impl::agent_refusal(Process& p, uint64_t address, uint64_t size,
+                                                       std::vector<uint8_t>& code) {
+  auto read = function_code(p, address, size);
+  if (auto* why = std::get_if<std::string>(&read)) return *why;
+  code = std::move(std::get<std::vector<uint8_t>>(read));
   // Where the copy will go does not matter here (within reach of anything).
-  auto r = arch::relocate_prologue(address, std::get<std::vector<uint8_t>>(code), address);
+  auto r = arch::relocate_prologue(address, code, address);
   if (auto* why = std::get_if<std::string>(&r)) return *why;
   return std::nullopt;
 }
 
-bool Session::Impl::agent_hook(Process& p, Thread& t, int function, uint64_t address, uint64_t size,
-                               bool tail_jump) {
+bool Session::Impl::agent_hook(Process& p, Thread& t, int function, uint64_t address, std::span<const uint8_t> code) {
   if (!p.agent) return false;
   const auto& fn = track::traced_functions()[static_cast<size_t>(function)];
-  auto code = function_code(p, address, size);
-  std::optional<std::string> why;
-  if (auto* w = std::get_if<std::string>(&code)) why = *w;
-  else {
-    ProcessTarget target(*this, p, t);
-    why = p.agent->hook(target, function, address, std::get<std::vector<uint8_t>>(code), tail_jump);
-  }
+  ProcessTarget target(*this, p, t);
+  auto why = p.agent->hook(target, function, address, code, starts_with_jump(address, code.first(std::min<size_t>(code.size(), 16))));
   if (!why) return true;
   util::eprint("ptmem: inject engine: {} cannot be patched ({}): traced with a breakpoint\n", fn.name, *why);
   return false;

@@ -341,6 +341,7 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
   struct Candidate {
     size_t row;
     Definition def;
+    std::vector<uint8_t> code;  // read by the agent's check, empty if it was refused
   };
   std::vector<Candidate> todo;
   for (size_t i = 0; i < functions.size(); ++i) {
@@ -355,7 +356,7 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
     if (p.breakpoints.contains(def->address)) continue;  // an alias of a row already hooked
     if (p.agent && p.agent->hooked(def->address)) continue;
     if (std::any_of(todo.begin(), todo.end(), [&](auto& c) { return c.def.address == def->address; })) continue;
-    todo.push_back({i, *def});
+    todo.push_back({i, *def, {}});
   }
   // A family is the agent's whole or not at all: calls nest within a family (operator new
   // -> malloc, fopen -> open) and only one engine can tell the outer call from the inner.
@@ -363,7 +364,7 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
   if (patch_now)
     for (auto& c : todo) {
       const auto& fn = functions[c.row];
-      if (auto why = agent_refusal(p, c.def.address, c.def.size)) {
+      if (auto why = agent_refusal(p, c.def.address, c.def.size, c.code)) {
         util::eprint("ptmem: inject engine: {} cannot be patched ({}): the {} functions are traced with breakpoints\n",
                    fn.name, *why, fn.family == track::Family::Alloc ? "allocator" : "fd");
         family_refused[static_cast<size_t>(fn.family)] = true;
@@ -371,13 +372,9 @@ void Session::Impl::install_hooks(Process& p, Thread& t) {
     }
   for (auto& c : todo) {
     const auto& fn = functions[c.row];
-    if (patch_now && !family_refused[static_cast<size_t>(fn.family)]) {
-      uint8_t head[16] = {};
-      size_t n = p.mem.read_partial(c.def.address, head, sizeof head);
-      if (agent_hook(p, t, static_cast<int>(c.row), c.def.address, c.def.size,
-                     starts_with_jump(c.def.address, std::span<const uint8_t>(head, n))))
-        continue;
-    }
+    if (patch_now && !family_refused[static_cast<size_t>(fn.family)] &&
+        agent_hook(p, t, static_cast<int>(c.row), c.def.address, c.code))
+      continue;
     plant(p, t, c.def.address, Breakpoint::Kind::Function, static_cast<int>(c.row), fn.name);
   }
   if (patch_now) agent_hooks_in(p);

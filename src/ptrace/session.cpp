@@ -398,10 +398,10 @@ track::StackId Session::Impl::capture_stack(Thread& t, const arch::Registers& re
 size_t Session::Impl::unwind_stopped(Thread& t, const arch::Registers& at, size_t first) {
   Process& p = t.process();
   size_t got = p.mem.read_partial(at.sp(), stack_buf.data(), stack_buf.size());
-  std::vector<std::pair<uint64_t, uint64_t>> real;  // (slot, return address): usually none
+  auto& real = real_returns;  // (slot, return address): usually none; reused, no allocation
+  real.clear();
   for (auto& r : t.returns) real.emplace_back(r.entry_sp, r.return_address);
-  if (p.agent)
-    for (auto slot_ret : p.agent->redirected(at.raw.fs_base)) real.push_back(slot_ret);
+  if (p.agent) p.agent->redirected(at.raw.fs_base, real);
   for (auto [slot, ret] : real)
     if (slot >= at.sp() && slot + 8 <= at.sp() + got) std::memcpy(stack_buf.data() + (slot - at.sp()), &ret, 8);
   StackReader fallback(p.mem, real);
@@ -578,7 +578,7 @@ void Session::Impl::on_new_task(Thread& parent, int event) {
   } else {
     forked[child] = ForkedChild{&p, parent.returns, false};
     arch::Registers regs;
-    if (p.agent && get_regs(parent.tid(), regs)) forked[child].agent_returns = p.agent->redirected(regs.raw.fs_base);
+    if (p.agent && get_regs(parent.tid(), regs)) p.agent->redirected(regs.raw.fs_base, forked[child].agent_returns);
     if (early_stops.contains(child)) {
       early_stops.erase(child);
       clean_forked_child(child);
@@ -703,11 +703,7 @@ void Session::Impl::take_final_state(Process& p) {
 
 // The vfork child |child| exec'd or exited: its parent thread runs again.
 void Session::Impl::end_vfork(Thread& child) {
-  if (Thread* parent = find(child.vfork_parent)) {
-    parent->in_vfork = false;
-    if (parent->process().agent && parent->vfork_tcb) parent->process().agent->suspend(parent->vfork_tcb, false);
-    parent->vfork_tcb = 0;
-  }
+  if (Thread* parent = find(child.vfork_parent)) parent->in_vfork = false;  // the agent: VFORK_DONE
 }
 
 void Session::Impl::on_thread_gone(pid_t tid, int status) {

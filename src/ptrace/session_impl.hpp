@@ -59,6 +59,7 @@ struct Session::Impl {
 
   // Hot-path buffers, reused for every event (no allocation per event).
   std::vector<uint8_t> stack_buf;
+  std::vector<std::pair<uint64_t, uint64_t>> real_returns;  ///< unwind_stopped's slots to put back
   std::vector<arch::Registers> exited_regs;  ///< threads of main that ended, at their exit stop
   std::vector<uint64_t> pcs;
 
@@ -121,8 +122,9 @@ struct Session::Impl {
   class ProcessTarget;
   bool world_stopped(const Process& p) const;
   void inject_agent(Process& p, Thread& t);
-  std::optional<std::string> agent_refusal(Process& p, uint64_t address, uint64_t size);
-  bool agent_hook(Process& p, Thread& t, int function, uint64_t address, uint64_t size, bool tail_jump);
+  /// Why the function at |address| cannot be patched, if so; else its code in |code|.
+  std::optional<std::string> agent_refusal(Process& p, uint64_t address, uint64_t size, std::vector<uint8_t>& code);
+  bool agent_hook(Process& p, Thread& t, int function, uint64_t address, std::span<const uint8_t> code);
   void agent_hooks_in(Process& p);
   size_t drain_agent(Process& p, bool final = false);
   pid_t wait_draining(int& status);

@@ -98,6 +98,12 @@ struct ptmem_thread {
   uint8_t pad_end[56];
 };
 
+/* Where a thread's slot is looked for first (then linearly): the agent claims it there,
+ * ptmem finds it there.  Slots are never given back, so an empty one ends a search. */
+static inline uint32_t ptmem_thread_hash(uint64_t tcb) {
+  return (uint32_t)(((tcb >> 6) * 0x9E3779B97F4A7C15ull) >> 54) & (PTMEM_MAX_THREADS - 1);
+}
+
 /* The unwind step of one pc, published by ptmem (the only writer: fields first, then the
  * key with a release store) for the agent's stack walk (symbols::CompactRule). */
 #define PTMEM_RULE_ADJUSTED (1ull << 63) /* key bit: a return address, looked up at pc - 1 */

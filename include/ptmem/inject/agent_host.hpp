@@ -43,6 +43,11 @@ class Target {
   virtual std::optional<uint64_t> code_slot(uint64_t near, size_t size) = 0;
 };
 
+/// The registers at a hooked function's entry, as a breakpoint there would have seen them
+/// for the unwinder: pc, stack pointer, and the callee-saved rbx rbp r12 r13 r14 r15 in the
+/// order the agent stores them (ptmem_record::regs, ptmem_thread::ask_regs + 2).
+arch::Registers entry_registers(uint64_t pc, uint64_t sp, const uint64_t callee_saved[6]);
+
 /// What the agent captures for the decoders, per traced function.
 ptmem_capture capture_of(const track::TracedFunction& fn);
 
@@ -70,7 +75,6 @@ class AgentHost {
   std::optional<std::string> hook(Target& target, int function, uint64_t address, std::span<const uint8_t> code,
                                   bool tail_jump);
   bool hooked(uint64_t address) const;
-  size_t hook_count() const { return hooks_.size(); }
 
   /// Recording on or off (off: every call passes straight through the agent).
   void set_enabled(bool on);
@@ -92,8 +96,8 @@ class AgentHost {
   bool take_exit(arch::Registers& regs, arch::MemoryAccess& mem) const;
 
   /// The return addresses the agent redirected in the stack of the thread whose TCB is
-  /// |fs_base|: (slot, real return address), outermost first.
-  std::vector<std::pair<uint64_t, uint64_t>> redirected(uint64_t fs_base) const;
+  /// |fs_base|, appended to |out|: (slot, real return address), outermost first.
+  void redirected(uint64_t fs_base, std::vector<std::pair<uint64_t, uint64_t>>& out) const;
   /// Puts those return addresses back into |mem| (the target, or a forked child's copy).
   void restore_returns(uint64_t fs_base, arch::MemoryAccess& mem) const;
   /// The thread's calls below |sp| (all: UINT64_MAX) will never return (an exception,
@@ -130,8 +134,6 @@ class AgentHost {
   /// Calls the agent passed through while recording: nested in a signal handler, more
   /// threads than slots, a full shadow stack.  0 keeps the counts exact.
   uint64_t missed() const;
-  uint64_t region_start() const { return region_; }
-  uint64_t region_size() const { return region_bytes_; }
 
  private:
   struct Hook {
