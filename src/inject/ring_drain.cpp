@@ -9,6 +9,11 @@
 namespace ptmem::inject {
 namespace {
 
+// An agent has at most PTMEM_SHADOW_DEPTH calls awaiting their return per thread slot:
+// more entries without returns come from a target writing its own records, and keeping
+// them would let it grow ptmem's memory without bound.
+constexpr size_t kMaxPending = size_t{PTMEM_MAX_THREADS} * PTMEM_SHADOW_DEPTH;
+
 uint64_t pending_key(uint32_t slot, uint64_t seq) { return (uint64_t{slot} << 40) | (seq & ((1ull << 40) - 1)); }
 
 // Reads the decoders make, served from what the agent copied.
@@ -45,7 +50,19 @@ uint64_t RingDrain::now() {
 }
 
 RingDrain::RingDrain(ptmem_control* control, size_t region_bytes)
-    : control_(control), region_bytes_(region_bytes) {}
+    : control_(control),
+      region_bytes_(region_bytes),
+      ring_bytes_(control->ring_bytes),
+      threads_offset_(control->threads_offset),
+      rings_offset_(control->rings_offset) {
+  const uint64_t threads_bytes = uint64_t{sizeof(ptmem_thread)} * PTMEM_MAX_THREADS;
+  // Rings are a power of two holding at least one record; every slot must lie in the
+  // region, aligned for its type.  Each ring is checked where it is read (read_ring).
+  geometry_ok_ = ring_bytes_ >= sizeof(ptmem_record) && (ring_bytes_ & (ring_bytes_ - 1)) == 0 &&
+                 threads_offset_ % alignof(ptmem_thread) == 0 && threads_offset_ <= region_bytes &&
+                 region_bytes - threads_offset_ >= threads_bytes && rings_offset_ % 8 == 0 &&
+                 rings_offset_ <= region_bytes;
+}
 
 void RingDrain::add_captures(Call& c, const ptmem_record& r) {
   const auto* data = reinterpret_cast<const uint8_t*>(&r + 1);
@@ -65,7 +82,8 @@ void RingDrain::add_captures(Call& c, const ptmem_record& r) {
 }
 
 void RingDrain::on_entry(uint32_t slot, const ptmem_record& r, StackSource& stacks) {
-  if (r.hook >= control_->nhooks) {
+  // nhooks is in the shared region: never trusted beyond the table's size.
+  if (r.hook >= control_->nhooks || r.hook >= PTMEM_MAX_HOOKS) {
     ++counters_.bad;
     return;
   }
@@ -101,8 +119,13 @@ void RingDrain::on_entry(uint32_t slot, const ptmem_record& r, StackSource& stac
   for (uint8_t i = 0; i < c.ncaps; ++i) view[i] = {c.caps[i].addr, {c.caps[i].offset, c.caps[i].len}};
   CapturedMemory mem(c.bytes.data(), std::span(view, c.ncaps));
   track::decode_entry(c.record, mem);
-  if (h.flags & PTMEM_HOOK_RETURN) pending_[pending_key(slot, r.seq)] = std::move(c);
-  else ready_.push_back(std::move(c));
+  if (!(h.flags & PTMEM_HOOK_RETURN)) {
+    ready_.push_back(std::move(c));
+  } else if (pending_.size() < kMaxPending || pending_.contains(pending_key(slot, r.seq))) {
+    pending_[pending_key(slot, r.seq)] = std::move(c);
+  } else {
+    ++counters_.bad;  // more calls in flight than the agent's shadow stacks can hold
+  }
 }
 
 void RingDrain::on_return(uint32_t slot, const ptmem_record& r) {
@@ -126,14 +149,25 @@ void RingDrain::on_return(uint32_t slot, const ptmem_record& r) {
 }
 
 void RingDrain::read_ring(uint32_t slot, ptmem_thread& t, StackSource& stacks) {
-  const uint64_t size = control_->ring_bytes;
-  const uint8_t* ring = reinterpret_cast<const uint8_t*>(control_) + control_->rings_offset + slot * size;
+  const uint64_t size = ring_bytes_;
+  if ((region_bytes_ - rings_offset_) / size <= slot) {  // this slot's ring is not in the region
+    ++counters_.bad;
+    return;
+  }
+  const uint8_t* ring = reinterpret_cast<const uint8_t*>(control_) + rings_offset_ + slot * size;
   uint64_t head = __atomic_load_n(&t.head, __ATOMIC_ACQUIRE);
   uint64_t tail = t.tail;
+  // The agent never writes more than a ring ahead of the tail, and records are 8-aligned:
+  // anything else (the target rewrote them) would read outside the ring or loop over it
+  // without end.
+  if (tail % 8 != 0 || head - tail > size) {
+    if (tail != head) ++counters_.bad;
+    tail = head;
+  }
   while (tail < head) {
     uint64_t off = tail & (size - 1);
     const auto& r = *reinterpret_cast<const ptmem_record*>(ring + off);
-    if (r.size < 8 || r.size % 8 || off + r.size > size || tail + r.size > head ||
+    if (r.size < 8 || r.size % 8 || off + r.size > size || r.size > head - tail ||
         (r.type != PTMEM_REC_PAD && r.size < sizeof r)) {
       ++counters_.bad;  // never expected; skip the rest rather than read garbage
       tail = head;
@@ -156,11 +190,13 @@ size_t RingDrain::drain(track::EventSink& sink, StackSource& stacks, bool final)
   const uint64_t stamp = now();
   control_->heartbeat = stamp;
   const uint64_t before = counters_.records;
-  auto* threads = reinterpret_cast<ptmem_thread*>(reinterpret_cast<uint8_t*>(control_) + control_->threads_offset);
-  for (uint32_t i = 0; i < PTMEM_MAX_THREADS; ++i)
-    if (__atomic_load_n(&threads[i].key, __ATOMIC_ACQUIRE) != 0 &&
-        __atomic_load_n(&threads[i].head, __ATOMIC_ACQUIRE) != threads[i].tail)
-      read_ring(i, threads[i], stacks);
+  if (geometry_ok_) {
+    auto* threads = reinterpret_cast<ptmem_thread*>(reinterpret_cast<uint8_t*>(control_) + threads_offset_);
+    for (uint32_t i = 0; i < PTMEM_MAX_THREADS; ++i)
+      if (__atomic_load_n(&threads[i].key, __ATOMIC_ACQUIRE) != 0 &&
+          __atomic_load_n(&threads[i].head, __ATOMIC_ACQUIRE) != threads[i].tail)
+        read_ring(i, threads[i], stacks);
+  }
 
   uint64_t limit = stamp;
   for (auto& [_, c] : pending_)

@@ -1,6 +1,7 @@
 #include "ptmem/symbols/elf_image.hpp"
 
 #include <absl/container/flat_hash_map.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -76,7 +77,10 @@ void ElfImage::Impl::build(SymbolIndex& index, Elf_Scn* scn, bool with_versions)
   if (data == nullptr) return;
   Elf_Data* versions = nullptr;
   if (with_versions && versym) versions = elf_getdata(versym, nullptr);
-  size_t count = data->d_size / shdr.sh_entsize;
+  // gelf_getsym reads entries of the file class's real size whatever sh_entsize says; a
+  // hostile sh_entsize of 1 would only inflate the reservation (24 times the symbols).
+  const size_t sym_size = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
+  size_t count = data->d_size / std::max<size_t>(shdr.sh_entsize, sym_size ? sym_size : 1);
   index.by_name.reserve(count);
   for (size_t i = 1; i < count; ++i) {
     GElf_Sym sym;

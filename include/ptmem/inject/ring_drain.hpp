@@ -41,7 +41,10 @@ struct DrainCounters {
 
 class RingDrain {
  public:
-  /// |control| is ptmem's own mapping of the shared region of |region_bytes|.
+  /// |control| is ptmem's own mapping of the shared region of |region_bytes|, its
+  /// geometry (ring_bytes, threads_offset, rings_offset) already written: it is read once
+  /// here, since the target can write the region too.  A geometry that does not fit the
+  /// region makes drain() read nothing.
   RingDrain(ptmem_control* control, size_t region_bytes);
 
   /// Reads what the rings hold and emits the calls that are final.  |final|: the target
@@ -80,6 +83,9 @@ class RingDrain {
 
   ptmem_control* control_;
   size_t region_bytes_;
+  // The geometry as ptmem wrote it (the target may rewrite the shared copy).
+  uint64_t ring_bytes_ = 0, threads_offset_ = 0, rings_offset_ = 0;
+  bool geometry_ok_ = false;
   absl::flat_hash_map<uint64_t, Call> pending_;  // (slot << 40 | seq) -> entry
   std::vector<Call> ready_;
   std::vector<uint32_t> order_;  // indices into ready_, sorted (a Call is too big to sort)
