@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ptmem/proc/maps.hpp"
+#include "ptmem/ptrace/attach_denied.hpp"
 #include "session_impl.hpp"
 
 namespace ptmem::ptrace {
@@ -72,27 +73,6 @@ std::string check_elf(const std::string& path) {
   return {};
 }
 
-std::string read_trimmed(const std::string& path) {
-  auto s = proc::read_file(path, 4096).value_or("");
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string why_denied(pid_t pid, const proc::Status& st) {
-  std::string yama = read_trimmed("/proc/sys/kernel/yama/ptrace_scope");
-  if (yama == "3") return "ptrace attach is disabled on this system (kernel.yama.ptrace_scope = 3)";
-  if (::geteuid() != 0 && st.uid != ::geteuid())
-    return fmt::format("process {} belongs to uid {}; run ptmem as that user or as root "
-                       "(CAP_SYS_PTRACE)", pid, st.uid);
-  if (!yama.empty() && yama != "0" && ::geteuid() != 0)
-    return fmt::format("kernel.yama.ptrace_scope = {} allows tracing only descendants; "
-                       "set it to 0 or run ptmem with CAP_SYS_PTRACE", yama);
-  if (::geteuid() != 0)
-    return "the process is not dumpable (setuid/setgid or prctl); run ptmem as root "
-           "(CAP_SYS_PTRACE)";
-  return "refused by the kernel (a security module or a container boundary)";
-}
-
 }  // namespace
 
 std::optional<std::string> Session::Impl::launch(const std::vector<std::string>& argv) {
@@ -143,10 +123,11 @@ std::optional<std::string> Session::Impl::launch(const std::vector<std::string>&
   // with our int3s and no tracer.
   if (::ptrace(PTRACE_SEIZE, pid, nullptr, kOptions | PTRACE_O_EXITKILL) != 0) {
     int e = errno;
+    std::string why = attach_denied(attach_facts(pid, e, true));  // while the child is there to read
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &status, 0);
     ::close(errpipe[0]);
-    return fmt::format("cannot trace {}: {}", argv[0], std::strerror(e));
+    return fmt::format("cannot trace {}: {}", argv[0], why);
   }
   main = std::make_unique<Process>(pid);
   main->command = argv[0];
@@ -210,7 +191,8 @@ std::optional<std::string> Session::Impl::attach(pid_t pid) {
   if (::ptrace(PTRACE_SEIZE, pid, nullptr, kOptions) != 0) {
     int e = errno;
     main.reset();
-    if (e == EPERM) return fmt::format("permission denied attaching to {}: {}", pid, why_denied(pid, *st));
+    if (e == EPERM)
+      return fmt::format("permission denied attaching to {}: {}", pid, attach_denied(attach_facts(pid, e, false)));
     if (e == ESRCH) return fmt::format("process {} exited during attach", pid);
     return fmt::format("cannot attach to {}: {}", pid, std::strerror(e));
   }

@@ -3,7 +3,10 @@
 #include <absl/container/flat_hash_map.h>
 #include <algorithm>
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 #include <tuple>
 
 #include "ptmem/symbols/elf_image.hpp"
@@ -45,21 +48,53 @@ uint64_t load_bias(const Module& module, const ElfImage& image) {
 
 ModuleMap::ModuleMap(pid_t pid, std::string proc_root) : pid_(pid), proc_root_(std::move(proc_root)) {}
 
-std::string ModuleMap::open_path_for(const proc::Mapping& first, const std::string& path) const {
-  if (path == "[vdso]") return "";
+void ModuleMap::open_module(const proc::Mapping& first, Module& mod) {
+  const std::string& path = mod.path;
+  if (path == "[vdso]") return;
   bool deleted = ends_with(path, kDeleted);
-  if (pid_ == 0) return deleted ? path.substr(0, path.size() - kDeleted.size()) : path;
-  // The kernel keeps a deleted (or replaced) file reachable through map_files while it is
-  // mapped; the path would name nothing, or a newer file with other symbols.
-  std::string map_files =
-      fmt::format("{}/{}/map_files/{:x}-{:x}", proc_root_, pid_, first.start, first.end);
-  if (deleted) return map_files;
-  // Through the target's root, so a process in a container or chroot gets its own files.
-  std::string rooted = fmt::format("{}/{}/root{}", proc_root_, pid_, path);
-  struct stat st;
-  if (::stat(rooted.c_str(), &st) != 0) return path;
-  if (first.inode != 0 && st.st_ino != first.inode) return map_files;
-  return rooted;
+  if (pid_ == 0) {
+    mod.open_path = deleted ? path.substr(0, path.size() - kDeleted.size()) : path;
+    return;
+  }
+  auto key = std::make_tuple(first.dev_major, first.dev_minor, first.inode, path);
+  if (auto it = pins_.find(key); it != pins_.end()) {
+    mod.pin = it->second;
+    mod.open_path = mod.pin ? fmt::format("/proc/self/fd/{}", *mod.pin) : "";
+    return;
+  }
+  // Tried in order; |check| is what must hold of the opened file.
+  enum class Check { Inode, None, DevInode };
+  std::vector<std::pair<std::string, Check>> candidates;
+  // Through the target's root: its mount namespace, container or chroot, not ptmem's.
+  if (!deleted) candidates.emplace_back(fmt::format("{}/{}/root{}", proc_root_, pid_, path), Check::Inode);
+  // The mapped file itself, kept by the kernel even when deleted or replaced.
+  candidates.emplace_back(fmt::format("{}/{}/map_files/{:x}-{:x}", proc_root_, pid_, first.start, first.end),
+                          Check::None);
+  // Without access to either (the target is gone): ptmem's own file of that name, only if
+  // it is the very inode mapped.
+  if (!deleted) candidates.emplace_back(path, Check::DevInode);
+  std::shared_ptr<const int> pin;
+  for (const auto& [candidate, check] : candidates) {
+    int fd = ::open(candidate.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (ok && check != Check::None && first.inode != 0) ok = st.st_ino == first.inode;
+    if (ok && check == Check::DevInode)
+      ok = major(st.st_dev) == first.dev_major && minor(st.st_dev) == first.dev_minor;
+    if (!ok) {
+      ::close(fd);
+      continue;
+    }
+    pin = std::shared_ptr<const int>(new int(fd), [](const int* p) {
+      ::close(*p);
+      delete p;
+    });
+    break;
+  }
+  pins_[key] = pin;
+  mod.pin = pin;
+  mod.open_path = pin ? fmt::format("/proc/self/fd/{}", *pin) : "";
 }
 
 bool ModuleMap::update(const std::vector<proc::Mapping>& maps, std::vector<uint32_t>* added,
@@ -121,7 +156,7 @@ bool ModuleMap::update(const std::vector<proc::Mapping>& maps, std::vector<uint3
     }
     Module mod;
     mod.path = m.path;
-    mod.open_path = open_path_for(m, m.path);
+    open_module(m, mod);
     mod.start = g.start;
     mod.end = g.end;
     mod.base = g.base;

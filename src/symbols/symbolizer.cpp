@@ -180,10 +180,10 @@ Symbolizer::Impl::File* Symbolizer::Impl::file_for(const Module& m) {
     const std::string& path = detail::vdso_file(&size);
     if (!path.empty() && size == m.end - m.start) file = open_file(path);
   } else {
-    file = open_file(m.open_path);
-    // /proc/PID/root/... disappears with the process; reports are often written after it
-    // exits.  A deleted file's old path would name another file, so no fallback for it.
-    if (!file && m.open_path != m.path && !m.path.ends_with(" (deleted)")) file = open_file(m.path);
+    // No fallback to m.path: the module map pinned the target's own file while it was
+    // alive (reports are often written after it exits), and the same path in ptmem's mount
+    // namespace may be another file.
+    if (!m.open_path.empty()) file = open_file(m.open_path);
   }
   it->second = file;
   return file;

@@ -361,8 +361,8 @@ void Unwinder::Impl::report() {
       file = detail::vdso_file(&size);
       if (file.empty() || size != m.end - m.start) continue;
     }
-    std::unique_ptr<ElfImage> image = ElfImage::open(file);
-    if (!image && file != m.path && !is_vdso(m)) image = ElfImage::open(file = m.path);
+    // Never m.path itself: in ptmem's mount namespace it may be another file (module_map.hpp).
+    std::unique_ptr<ElfImage> image = file.empty() ? nullptr : ElfImage::open(file);
     if (!image || !image->is_x86_64()) continue;
     Reported r;
     // Unique per load: libdwfl would take a reloaded library at the same place for the old

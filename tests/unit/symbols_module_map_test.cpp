@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "../support/process.hpp"
 #include "ptmem/proc/maps.hpp"
@@ -192,28 +193,61 @@ TEST_CASE("ModuleMap: two loads of one file, and a data segment at offset 0") {
   CHECK(b.all()[0].end == 0x7f0000801000);
 }
 
-TEST_CASE("ModuleMap: open paths go through the target's root and map_files") {
-  // A fake /proc with /proc/4242/root/usr/lib/libreal.so.
-  std::string root = ptmem::test::temp_dir();
+namespace {
+
+// What a pinned module's open_path ("/proc/self/fd/N") is open on, and the file's content.
+std::string pinned(const Module& m) {
+  if (!m.open_path.starts_with("/proc/self/fd/")) return "not pinned: '" + m.open_path + "'";
+  return std::filesystem::read_symlink(m.open_path).string() + " = " + ptmem::test::read_text_file(m.open_path);
+}
+
+}  // namespace
+
+TEST_CASE("ModuleMap: a live target's files are pinned from its root or map_files, never another file") {
+  // A fake /proc with /proc/4242/root/usr/lib/libreal.so and two map_files entries.
+  std::string root = std::filesystem::canonical(ptmem::test::temp_dir()).string();
   std::filesystem::create_directories(root + "/4242/root/usr/lib");
+  std::filesystem::create_directories(root + "/4242/map_files");
   std::string real = root + "/4242/root/usr/lib/libreal.so";
-  std::ofstream(real) << "x";
-  struct stat st;
+  std::string replaced = root + "/4242/map_files/7f0000700000-7f0000701000";
+  std::string gone = root + "/4242/map_files/7f0000900000-7f0000901000";
+  std::ofstream(real) << "real";
+  std::ofstream(replaced) << "replaced";
+  std::ofstream(gone) << "gone";
+  // A file of ptmem's own namespace, outside the target's root.
+  std::string mine = root + "/libmine.so";
+  std::ofstream(mine) << "mine";
+  struct stat st, st_mine;
   REQUIRE(::stat(real.c_str(), &st) == 0);
+  REQUIRE(::stat(mine.c_str(), &st_mine) == 0);
+  std::string dev = fmt::format("{:02x}:{:02x}", major(st_mine.st_dev), minor(st_mine.st_dev));
   std::string maps = fmt::format(
-      "7f0000600000-7f0000601000 r-xp 00000000 08:01 {} /usr/lib/libreal.so\n"
-      "7f0000700000-7f0000701000 r-xp 00000000 08:01 {} /usr/lib/libreal.so\n"  // replaced since
+      "7f0000600000-7f0000601000 r-xp 00000000 08:01 {0} /usr/lib/libreal.so\n"
+      "7f0000700000-7f0000701000 r-xp 00000000 08:01 {1} /usr/lib/libreal.so\n"  // replaced since
       "7f0000800000-7f0000801000 r-xp 00000000 08:01 77 /usr/lib/libabsent.so\n"
-      "7f0000900000-7f0000901000 r-xp 00000000 08:01 78 /usr/lib/libgone.so (deleted)\n",
-      st.st_ino, st.st_ino + 1);
+      "7f0000900000-7f0000901000 r-xp 00000000 08:01 78 /usr/lib/libgone.so (deleted)\n"
+      "7f0000a00000-7f0000a01000 r-xp 00000000 {2} {3} {4}\n"  // the very inode, by ptmem's path
+      "7f0000b00000-7f0000b01000 r-xp 00000000 {2} {5} {4}\n"  // same name, another inode
+      "7f0000c00000-7f0000c01000 r-xp 00000000 08:01 {0} /usr/lib/libreal.so\n",  // loaded again
+      st.st_ino, st.st_ino + 1, dev, st_mine.st_ino, mine, st_mine.st_ino + 1);
   ModuleMap map(4242, root);
   REQUIRE(map.update(parse_maps(maps)));
-  REQUIRE(map.all().size() == 4);
-  CHECK(map.all()[0].open_path == real);
-  CHECK(map.all()[1].open_path == root + "/4242/map_files/7f0000700000-7f0000701000");
-  CHECK(map.all()[2].open_path == "/usr/lib/libabsent.so");
-  CHECK(map.all()[3].open_path == root + "/4242/map_files/7f0000900000-7f0000901000");
+  REQUIRE(map.all().size() == 7);
+  CHECK(pinned(map.all()[0]) == real + " = real");
+  CHECK(pinned(map.all()[1]) == replaced + " = replaced");
+  CHECK(map.all()[2].open_path == "");  // nothing to open: unsymbolized, never /usr/lib/libabsent.so
+  CHECK(pinned(map.all()[3]) == gone + " = gone");
+  CHECK(pinned(map.all()[4]) == mine + " = mine");
+  CHECK(map.all()[5].open_path == "");
+  CHECK(map.all()[6].open_path == map.all()[0].open_path);  // one descriptor per file
   CHECK(map.pid() == 4242);
+
+  // The pins outlive the files' names, and the map's copies share them.
+  std::filesystem::remove_all(root + "/4242");
+  auto copy = std::make_unique<ModuleMap>(map);
+  map = ModuleMap();
+  CHECK(ptmem::test::read_text_file(copy->all()[0].open_path) == "real");
+  CHECK(ptmem::test::read_text_file(copy->all()[3].open_path) == "gone");
 }
 
 TEST_CASE("ModuleMap: load bias of a real module") {

@@ -9,7 +9,10 @@
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ptmem/proc/maps.hpp"
@@ -19,10 +22,17 @@ namespace ptmem::symbols {
 struct Module {
   uint32_t id = 0;
   std::string path;            ///< as in /proc/PID/maps
-  /// Where to open it from ptmem: /proc/PID/root + path when that exists (containers,
-  /// chroots); /proc/PID/map_files/START-END when the file was deleted or replaced (its
-  /// inode differs), which works only while it is mapped; else path.  "" for the vdso.
+  /// Where to open it from ptmem.  For a live target (pid != 0), the file is opened when the
+  /// module is first seen, from the target's own mount namespace: /proc/PID/root + path when
+  /// that is the mapped inode (containers, chroots, unshare -m), else
+  /// /proc/PID/map_files/START-END (deleted or replaced files; needs CAP_SYS_ADMIN), else
+  /// path in ptmem's namespace only if it has the mapping's device and inode.  open_path is
+  /// then "/proc/self/fd/N" of that descriptor (|pin|), so it stays valid after the target
+  /// is gone, and "" when no candidate could be opened: a file of ptmem's namespace that is
+  /// not the mapped one is never used.  With pid 0 (offline), path as it is, minus
+  /// " (deleted)".  "" for the vdso.
   std::string open_path;
+  std::shared_ptr<const int> pin;  ///< the descriptor behind open_path, shared by copies
   uint64_t start = 0, end = 0; ///< lowest and highest address of its file mappings
   uint64_t base = 0;           ///< address of its mapping at file offset 0
   uint64_t loaded_gen = 0;
@@ -70,7 +80,10 @@ class ModuleMap {
   std::vector<Module> modules_;        // index == id
   std::vector<uint32_t> loaded_by_start_;  // ids of loaded modules, sorted by start
 
-  std::string open_path_for(const proc::Mapping& first, const std::string& path) const;
+  // Pinned files by (dev major, dev minor, inode, path): a library loaded again is one open.
+  std::map<std::tuple<uint32_t, uint32_t, uint64_t, std::string>, std::shared_ptr<const int>> pins_;
+
+  void open_module(const proc::Mapping& first, Module& mod);
   void rebuild_index();
 };
 
