@@ -9,7 +9,10 @@ Every process is started in a session of its own and ended by its id; this scrip
 child subreaper, so nothing a tool leaves running outlives the bench.
 
 Usage: run.py --build BUILD [--ptmem PATH] [--reps 3] [--scale 1.0] [--live-blocks 1000000]
-              [--only alloc1,mixed,...] [--tools native,ptmem,inject,memcheck,heaptrack,ltrace]
+              [--scale-blocks 10000000] [--only alloc1,mixed,...]
+              [--tools native,ptmem,inject,memcheck,heaptrack,ltrace]
+The scale section (issue #11) runs bench/tracer/scale.c once per engine: --scale-blocks
+live blocks (times --scale; 0 skips it), 432 bytes each on average (4 GiB at 10M).
 ("ptmem" is ptmem's breakpoint engine, "inject" its inject engine, "snapshots" the inject
 engine taking every stack as a snapshot unwound by ptmem instead of walking it in place.)
 """
@@ -372,6 +375,77 @@ class Bench:
             return f"failed ({e})"
         return base, live
 
+    # --- the end scan at scale (issue #11) ----------------------------------------------
+
+    def scale_run(self, blocks, tool):
+        """One run of the scale workload under ptmem: ptmem's VmHWM (kB) while the target
+        holds its blocks, the last VmHWM before ptmem exits (scan and report included),
+        the target's "ready" figures, seconds until ready, and ptmem's JSON summary."""
+        report = os.path.join(self.tmp, f"scale-{tool}.json")
+        argv = [self.ptmem, "launch", "-q", "--engine", ENGINES[tool], "--format", "json", "-o", report, "--",
+                os.path.join(self.bin, "scale"), str(blocks)]
+        timeout = scale_timeout(blocks)
+        with open(os.path.join(self.tmp, "scale.stderr"), "w+") as err:
+            start = time.monotonic()
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=err, start_new_session=True)
+            try:
+                line = read_line(proc.stdout, timeout)
+                if line is None or not line.startswith("ready "):
+                    raise RuntimeError("ptmem or its target ended early" if line == ""
+                                       else f"timeout {timeout:.0f} s" if line is None
+                                       else "unexpected output from the target")
+                traced = time.monotonic() - start
+                ready = dict(kv.split("=", 1) for kv in line.split()[1:])
+                held = vm_hwm(proc.pid)
+                if held is None:
+                    raise RuntimeError("cannot read ptmem's /proc status")
+                proc.stdin.close()  # the target exits; ptmem scans and writes its report
+                final = held
+                while (v := vm_hwm(proc.pid)) is not None:  # None once ptmem is a zombie
+                    final = max(final, v)
+                    time.sleep(0.01)
+                rc = proc.wait(timeout=timeout)
+                if rc != 0:
+                    raise RuntimeError(f"exit {rc}")
+                with open(report) as f:
+                    summary = json.load(f)["summary"]
+                return held, final, ready, traced, summary
+            except (subprocess.TimeoutExpired, OSError, ValueError, KeyError, TypeError) as e:
+                raise RuntimeError(f"{type(e).__name__}") from e
+            except RuntimeError as e:
+                err.seek(0)
+                last = [l for l in err.read().splitlines() if l.strip()]
+                raise RuntimeError(str(e) + (": " + last[-1][:70] if last else "")) from e
+            finally:
+                if proc.returncode is None:
+                    kill_run(proc)
+                proc.stdout.close()
+                if not proc.stdin.closed:
+                    proc.stdin.close()
+                end_leftovers()
+                if os.path.exists(report):
+                    os.unlink(report)
+
+    def measure_scale(self):
+        """{tool: (baseline run, full run) or why it failed} for each engine measured."""
+        blocks = int(self.args.scale_blocks * self.args.scale)
+        out = {}
+        if blocks <= 0:
+            return out
+        for tool in ("ptmem", "inject"):
+            if tool not in self.tools:
+                continue
+            if tool in self.missing:
+                out[tool] = self.missing[tool]
+                continue
+            progress(f"scale: ptmem ({ENGINES[tool]}) with 1 live block, then {blocks:,}")
+            try:
+                out[tool] = (self.scale_run(1, tool), self.scale_run(blocks, tool))
+            except RuntimeError as e:
+                out[tool] = f"failed ({e})"
+        return out
+
     # --- the tables ---------------------------------------------------------------------
 
     def median(self, wkey, tool):
@@ -402,7 +476,7 @@ class Bench:
             text += f" [{len(fails)} failed: {shorten(fails[0], 30)}]"
         return text
 
-    def print_tables(self, ws, memory):
+    def print_tables(self, ws, memory, scale=None):
         cols = [t for t in ("native", "ptmem", "inject", "snapshots", "memcheck", "heaptrack", "ltrace") if t in self.tools]
         names = {"ptmem": "ptmem breakpoint", "inject": "ptmem inject", "snapshots": "inject, snapshots"}
         header = ["workload", "traced calls"] + [names.get(c, c) for c in cols]
@@ -439,6 +513,9 @@ class Bench:
             if mem is not None:
                 print()
                 print_memory(mem, self.args.live_blocks, ENGINES[tool])
+        if scale:
+            print()
+            print_scale(scale)
 
     def print_per_call(self, ws, floor):
         print("ptmem time per traced call, against the bare round trip (per stop)")
@@ -560,6 +637,58 @@ def traced_calls(own):
     return sum(int(own[k]) for k in ("alloc_calls", "free_calls", "fd_create_calls", "fd_close_calls"))
 
 
+def scale_timeout(blocks):
+    return 120 + blocks * 300e-6  # tracing at ~100 us per block, then the scan
+
+
+def print_scale(scale):
+    """The scale section: the end scan's speed and ptmem's memory per live block."""
+    print("Scale: the end-of-trace scan (issue #11): bench/tracer/scale.c, blocks of 16-848 bytes in chains of")
+    print("  64 (1/16 dropped, 1/16 held by an interior pointer, the rest by globals and main's stack);")
+    print("  figures from the JSON report's summary.scan; memory = ptmem's VmHWM minus the same with 1 block.")
+    rows = [["engine", "live blocks", "bytes scanned", "traced s", "scan s", "cpu s", "GB/s (goal >= 1)",
+             "kinds", "B/block tracing", "B/block report (goal <= 48)"]]
+    notes = []
+    for tool, result in scale.items():
+        engine = ENGINES[tool]
+        if isinstance(result, str):
+            rows.append([engine, result] + [""] * 8)
+            continue
+        (b_held, b_final, _, _, _), (held, final, ready, traced, s) = result
+        scan = s.get("scan") or {}
+        live = int(s.get("live_blocks") or 0)
+        expect = {"definitely_lost_blocks": int(ready["definitely"]), "indirectly_lost_blocks": int(ready["indirectly"]),
+                  "possibly_lost_blocks": int(ready["possibly"])}
+        # Still reachable: every other block (the target's stdout buffer included).
+        expect["still_reachable_blocks"] = live - sum(expect.values())
+        wrong = [k for k, v in expect.items() if s.get(k) != v]
+        kinds = "exact" if not wrong and live == int(ready["blocks"]) + 1 else "WRONG"
+        if kinds != "exact":
+            notes.append(f"  {engine}: expected {expect} of {int(ready['blocks']) + 1} blocks, got "
+                         + ", ".join(f"{k}={s.get(k)}" for k in expect) + f" of {live}")
+        secs, cpu, nbytes = scan.get("seconds"), scan.get("cpu_seconds"), scan.get("bytes")
+        if not secs or nbytes is None:
+            rate = "no scan"
+        else:
+            gbs = nbytes / secs / 1e9
+            rate = f"{gbs:.2f} {'met' if gbs >= 1 else 'NOT met'}"
+            if cpu:
+                rate += f" ({nbytes / cpu / 1e9:.2f} per cpu s)"
+        per_held = (held - b_held) * 1024 / max(1, live)
+        per_final = (final - b_final) * 1024 / max(1, live)
+        rows.append([engine, f"{live:,}", f"{nbytes / 2**30:.2f} GiB" if nbytes is not None else "-",
+                     f"{traced:.0f}", f"{secs:.2f}" if secs else "-", f"{cpu:.2f}" if cpu else "-", rate, kinds,
+                     f"{per_held:.1f}", f"{per_final:.1f} {'met' if per_final <= 48 else 'NOT met'}"])
+        notes.append(f"  {engine}: {scan.get('roots_bytes', 0) / 2**20:.0f} MiB of roots, "
+                     f"{scan.get('blocks_scanned', 0):,} block reads in {scan.get('reads', 0):,} reads of the target, "
+                     f"scan structures {scan.get('index_bytes', 0) / max(1, live):.1f} B/block; ptmem's VmHWM "
+                     f"{held / 1024:.0f} MiB tracing, {final / 1024:.0f} MiB through the report "
+                     f"(baseline {b_held / 1024:.0f}, {b_final / 1024:.0f})")
+    print_table(rows)
+    for n in notes:
+        print(n)
+
+
 def print_memory(memory, blocks, engine):
     if isinstance(memory, str):
         print(f"ptmem ({engine}) peak memory per live block: {memory}")
@@ -621,8 +750,10 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--scale", type=float, default=1.0, help="multiply every workload's size")
     p.add_argument("--live-blocks", type=int, default=1000000)
+    p.add_argument("--scale-blocks", type=int, default=10000000,
+                   help="live blocks of the scale section (times --scale; 0 skips it)")
     p.add_argument("--only", default="", help="comma-separated workload keys: "
-                   + ",".join(w.key for w in workloads(1)))
+                   + ",".join(w.key for w in workloads(1)) + ",scale (the scale section)")
     p.add_argument("--tools", default="native,ptmem,inject,snapshots,memcheck,heaptrack,ltrace")
     args = p.parse_args()
     if "native" not in args.tools.split(","):
@@ -635,9 +766,15 @@ def main():
     started, load_before = time.monotonic(), os.getloadavg()[0]
     bench = Bench(args)
     try:
-        ws = bench.run_all()
-        memory = {tool: bench.measure_memory(tool) for tool in ("ptmem", "inject")}
-        bench.print_tables(ws, memory)
+        only = [k for k in args.only.split(",") if k]
+        scale = bench.measure_scale() if not only or "scale" in only else {}
+        if only == ["scale"]:  # the scale section alone
+            print()
+            print_scale(scale)
+        else:
+            ws = bench.run_all()
+            memory = {tool: bench.measure_memory(tool) for tool in ("ptmem", "inject")}
+            bench.print_tables(ws, memory, scale)
         print(f"\nbench-tracer: {time.monotonic() - started:.0f} s in all; load average "
               f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs "
               "(a loaded machine makes every figure slower and noisier)")

@@ -88,6 +88,7 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
     constexpr int kUnclassified = track::kLeakKinds;  // without a scan
     const track::Reachability* reach = options.reachability;
     r.summary.classified = reach != nullptr;
+    if (reach) r.summary.scan = reach->stats();
     absl::flat_hash_map<std::pair<track::StackId, int>, Totals> by_stack;
     tracker.allocations().for_each([&](const track::Block& b) {
       int kind = reach ? static_cast<int>(reach->kind_of(b.address)) : kUnclassified;

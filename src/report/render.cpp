@@ -213,6 +213,22 @@ ordered_json to_json(const Report& r) {
   m["fd_closed_at_exec"] = c.fd_closed_at_exec;
   m["memory_traced"] = r.memory_traced;
   m["fds_traced"] = r.fds_traced;
+  if (s.scan) {
+    const track::ScanStats& sc = *s.scan;
+    ordered_json scan;
+    scan["blocks"] = sc.blocks;
+    scan["blocks_scanned"] = sc.blocks_scanned;
+    scan["bytes"] = sc.bytes();
+    scan["block_bytes"] = sc.block_bytes;
+    scan["roots_bytes"] = sc.roots_bytes;
+    scan["reads"] = sc.reads;
+    scan["seconds"] = sc.seconds;
+    scan["cpu_seconds"] = sc.cpu_seconds;
+    scan["index_bytes"] = sc.index_bytes;
+    m["scan"] = std::move(scan);
+  } else {
+    m["scan"] = nullptr;
+  }
   j["summary"] = std::move(m);
 
   ordered_json leaks = ordered_json::array();

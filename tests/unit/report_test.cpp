@@ -423,6 +423,7 @@ TEST_CASE("JSON report follows the contract") {
     CHECK(s[k].get<uint64_t>() == v);
   }
 
+  CHECK(s["scan"].is_null());  // no reachability scan
   REQUIRE(j["leaks"].size() == 6);
   const auto& l0 = j["leaks"][0];
   keys.clear();
@@ -469,4 +470,29 @@ TEST_CASE("JSON report follows the contract") {
   CHECK_NOTHROW(report::to_json_text(r));
   r.target.signal = 64;
   CHECK(report::to_json(r)["target"]["signal"] == "SIG64");
+}
+
+TEST_CASE("JSON report: the end scan's figures in summary.scan") {
+  Scenario sc;
+  FakeFrames frames = scenario_frames();
+  // A target whose memory cannot be read: every block is definitely lost, none read.
+  struct Unreadable final : track::TargetMemory {
+    size_t read(uint64_t, void*, size_t) override { return 0; }
+  } memory;
+  auto reach = track::Reachability::scan(sc.tracker.allocations(), {}, {}, memory);
+  report::ReportOptions opt;
+  opt.reachability = &reach;
+  auto j = report::to_json(report::build_report(sc.tracker, sc.stacks, frames, {1, "x"}, sc.fds_at_end, opt));
+  const auto& scan = j["summary"]["scan"];
+  std::vector<std::string> keys;
+  for (auto& [k, v] : scan.items()) keys.push_back(k);
+  CHECK(keys == std::vector<std::string>{"blocks", "blocks_scanned", "bytes", "block_bytes", "roots_bytes", "reads",
+                                         "seconds", "cpu_seconds", "index_bytes"});
+  CHECK(scan["blocks"] == 10);
+  CHECK(scan["blocks_scanned"] == 10);  // each as the leader of its own clique
+  CHECK(scan["bytes"] == 0);
+  CHECK(scan["block_bytes"] == 0);
+  CHECK(scan["roots_bytes"] == 0);
+  CHECK(scan["seconds"].get<double>() >= 0);
+  CHECK(j["summary"]["definitely_lost_blocks"] == 10);
 }

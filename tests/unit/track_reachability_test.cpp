@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -103,4 +104,137 @@ TEST_CASE("reachability: a former clique leader reached from a later block joins
   auto r = Reachability::scan(t, {}, {}, mem);
   CHECK(r.kind_of(0x2000) == LeakKind::DefinitelyLost);
   CHECK(r.kind_of(0x1000) == LeakKind::IndirectlyLost);
+}
+
+TEST_CASE("reachability: the scan's figures") {
+  // The first test's layout again, smaller: a global points to A, A to B's start, C is lost.
+  AllocationTable t;
+  t.insert(Block{0x20000, 64, 1, 1, 1});  // A
+  t.insert(Block{0x20100, 40, 1, 1, 2});  // B
+  t.insert(Block{0x20200, 24, 1, 1, 3});  // C
+  FakeMemory mem;
+  mem.map(0x10000, 0x10100);
+  mem.map(0x20000, 0x20300);
+  mem.put(0x10008, 0x20000);
+  mem.put(0x20000 + 16, 0x20100);
+  std::vector<MemoryRange> roots{{0x10000, 0x10100}};
+  auto r = Reachability::scan(t, roots, {}, mem);
+  CHECK(r.kind_of(0x20000) == LeakKind::StillReachable);
+  CHECK(r.kind_of(0x20100) == LeakKind::StillReachable);
+  CHECK(r.kind_of(0x20200) == LeakKind::DefinitelyLost);
+  const ScanStats& s = r.stats();
+  CHECK(s.blocks == 3);
+  CHECK(s.blocks_scanned == 3);  // A and B reached, C read as a clique's leader
+  CHECK(s.block_bytes == 64 + 40 + 24);
+  CHECK(s.roots_bytes == 0x100);
+  CHECK(s.bytes() == 0x100 + 128);
+  CHECK(s.reads == 2);  // one window per mapping
+  CHECK(s.seconds >= 0);
+  CHECK(s.index_bytes > 0);
+}
+
+namespace {
+
+// What BlockIndex must answer: the block with the greatest start <= v, if v < its end.
+struct Reference {
+  std::vector<uint64_t> starts, ends;
+  explicit Reference(const AllocationTable& t) {
+    t.for_each([&](const Block& b) { starts.push_back(b.address); });
+    std::sort(starts.begin(), starts.end());
+    for (uint64_t s : starts) ends.push_back(s + std::max<uint64_t>(t.find(s)->size, 1));
+  }
+  uint32_t find(uint64_t v) const {
+    auto it = std::upper_bound(starts.begin(), starts.end(), v);
+    if (it == starts.begin()) return BlockIndex::kNone;
+    size_t i = static_cast<size_t>(it - starts.begin()) - 1;
+    return v < ends[i] ? static_cast<uint32_t>(i) : BlockIndex::kNone;
+  }
+};
+
+// Every start, its neighbours, every end and its neighbours, and |extra| pseudo-random
+// values around the blocks: BlockIndex and the reference must agree on each.
+void expect_same(const AllocationTable& t, size_t extra) {
+  BlockIndex ix(t);
+  Reference ref(t);
+  REQUIRE(ix.size() == ref.starts.size());
+  for (size_t i = 0; i < ref.starts.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(ix.start(i) == ref.starts[i]);
+    REQUIRE(ix.end(i) == ref.ends[i]);
+    REQUIRE(ix.find_start(ref.starts[i]) == i);
+    for (uint64_t v : {ref.starts[i] - 1, ref.starts[i], ref.starts[i] + 1, ref.ends[i] - 1, ref.ends[i],
+                       ref.ends[i] + 1, (ref.starts[i] + ref.ends[i]) / 2}) {
+      CAPTURE(v);
+      REQUIRE(ix.find(v) == ref.find(v));
+      if (ref.find(v) == BlockIndex::kNone || ref.starts[ref.find(v)] != v) REQUIRE(ix.find_start(v) == BlockIndex::kNone);
+    }
+  }
+  uint64_t x = 88172645463325252ULL;  // xorshift64: the same values every run
+  const uint64_t lo = ref.starts.front() - 4096, span = ref.ends.back() - lo + 8192;
+  for (size_t k = 0; k < extra; ++k) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    uint64_t v = lo + x % span;
+    CAPTURE(v);
+    REQUIRE(ix.find(v) == ref.find(v));
+  }
+  CHECK(ix.find(0) == BlockIndex::kNone);
+  CHECK(ix.find(~uint64_t{0}) == BlockIndex::kNone);
+  // Without sizes, blocks are still found by their start.
+  ix.drop_sizes();
+  for (size_t i = 0; i < ref.starts.size(); i += 7) REQUIRE(ix.find_start(ref.starts[i]) == i);
+}
+
+}  // namespace
+
+TEST_CASE("block index: dense, sparse, huge, empty and overlapping blocks") {
+  SUBCASE("dense small blocks, as malloc lays them out: one segment, about 9 bytes a block") {
+    AllocationTable t;
+    uint64_t at = 0x555555560000;
+    for (uint64_t i = 0; i < 20000; ++i) {
+      uint64_t size = 16 * (1 + (i * 37) % 53);
+      t.insert(Block{at, size, 1, 1, i + 1});
+      at += size + 16;
+    }
+    expect_same(t, 100000);
+    BlockIndex ix(t);
+    CHECK(ix.segment_count() == 1);
+    CHECK(ix.memory_usage() <= 20000 * 10);
+  }
+  SUBCASE("blocks far apart (mmapped chunks, other arenas, > 4 GiB spans): several segments") {
+    AllocationTable t;
+    uint64_t at = 0x10000;
+    for (uint64_t i = 0; i < 3000; ++i) {
+      uint64_t size = i % 3 == 0 ? 0 : 8 + i % 200;  // some malloc(0)
+      t.insert(Block{at, size, 1, 1, i + 1});
+      at += i % 100 == 99 ? (uint64_t{5} << 30) + 4096 * (i % 7)  // past 4 GiB
+            : i % 10 == 9 ? 1 << 20                                // a wide gap
+                          : size + 16;
+    }
+    expect_same(t, 100000);
+    BlockIndex ix(t);
+    CHECK(ix.segment_count() >= 30);
+  }
+  SUBCASE("a block of 5 GiB (its size does not fit 32 bits), and blocks inside another") {
+    AllocationTable t;
+    t.insert(Block{0x7f0000000000, uint64_t{5} << 30, 1, 1, 1});
+    t.insert(Block{0x7f0000000000 + (uint64_t{6} << 30), 100, 1, 1, 2});
+    // Overlaps happen when a free went unseen: the later start wins, as with a plain search.
+    t.insert(Block{0x400000, 0x10000, 1, 1, 3});
+    t.insert(Block{0x401000, 64, 1, 1, 4});
+    t.insert(Block{0x402000, 64, 1, 1, 5});
+    expect_same(t, 100000);
+    BlockIndex ix(t);
+    CHECK(ix.find(0x7f0000000000 + (uint64_t{4} << 30)) == 3);
+    CHECK(ix.find(0x401040) == BlockIndex::kNone);  // past the inner block's end
+    CHECK(ix.find(0x400800) == 0);
+  }
+  SUBCASE("one block; none") {
+    AllocationTable t;
+    BlockIndex none(t);
+    CHECK(none.size() == 0);
+    CHECK(none.find(0x1000) == BlockIndex::kNone);
+    CHECK(none.find_start(0x1000) == BlockIndex::kNone);
+    t.insert(Block{0x1000, 8, 1, 1, 1});
+    expect_same(t, 1000);
+  }
 }

@@ -41,6 +41,8 @@ struct Summary {
     uint64_t blocks = 0, bytes = 0;
   };
   KindTotals by_kind[track::kLeakKinds];
+  /// What the reachability scan read and how long it took (set when classified).
+  std::optional<track::ScanStats> scan;
 };
 
 struct Leak {
