@@ -188,8 +188,26 @@ pid_t Session::Impl::next_event(int& status) {
     status = st;
     return tid;
   }
-  if (main && main->agent) return wait_draining(status);
-  return ::waitpid(-1, &status, __WALL);
+  pid_t tid = main && main->agent ? wait_draining(status) : ::waitpid(-1, &status, __WALL);
+  if (tid > 0) take_ready_events();
+  return tid;
+}
+
+// waitpid(-1) always reports the first stopped tracee in the kernel's list: with threads
+// stopping faster than ptmem serves them (64 busy threads on breakpoints), the ones late
+// in the list would wait forever.  Every stop already pending joins the queue behind the
+// one being handled, so each stopped thread is served once before any is served twice.
+void Session::Impl::take_ready_events() {
+  for (int st;;) {
+    pid_t r = ::waitpid(-1, &st, __WALL | WNOHANG);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      return;
+    }
+    if (WIFSTOPPED(st))
+      if (Thread* other = find(r)) other->stopped = true;
+    deferred.emplace_back(r, st);
+  }
 }
 
 // Waits for |t|'s next event, keeping other threads' events for the loop.  waitpid(tid)
@@ -359,6 +377,7 @@ void Session::Impl::restore_return_addresses(Thread& t, bool unwound) {
     if (p.mem.read(r.entry_sp, &slot, 8) && slot == p.trampoline)
       p.mem.write(r.entry_sp, &r.return_address, 8);
     if (unwound && r.call.fn->family == track::Family::Alloc) sink.on_failed_alloc(t.tid());
+    if (r.call.fn->action == track::Action::FdClose) sink.on_fd_close_failed(t.tid(), static_cast<int>(r.call.args[0]));
   }
   t.returns.clear();
 }
@@ -495,8 +514,12 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
       // trampoline: its own result cannot be told apart, so it is not recorded.
       uint64_t ret = 0;
       if (p.mem.read(regs.sp(), &ret, 8) && ret != p.trampoline &&
-          p.mem.write(regs.sp(), &p.trampoline, 8))
+          p.mem.write(regs.sp(), &p.trampoline, 8)) {
         t.returns.push_back({regs.sp(), ret, bp.address, call});
+        // Results are heard in the order ptmem serves the threads' stops, not in the order
+        // the kernel did the work: another thread's open may come back with this number first.
+        if (fn.action == track::Action::FdClose) sink.on_fd_close_begin(t.tid(), static_cast<int>(call.args[0]));
+      }
     } else {
       track::decode_result(call, p.mem, sink);
       if (bp.tail_jump) t.tail_call = Thread::TailCall{regs.sp(), regs.arg(0)};

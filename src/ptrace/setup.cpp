@@ -237,7 +237,9 @@ bool Session::Impl::stop_all(Process& p, bool interrupt) {
       if (!t->stopped && !t->in_vfork) return false;
     return true;
   };
-  while (!all_stopped()) {
+  // Events already taken from the kernel but not handled (deferred) belong to this stop
+  // too: a signal owed, an exit under way.  Left for after the detach, they would be lost.
+  while (!all_stopped() || !deferred.empty()) {
     int status;
     pid_t tid = next_event(status);
     if (tid < 0) {

@@ -134,6 +134,7 @@ void decode_result(const CallRecord& c, arch::MemoryAccess& mem, EventSink& sink
       break;
     case Action::FdClose:
       if (ret == 0) sink.on_fd_close(c.tid, static_cast<int>(a[0]));
+      else sink.on_fd_close_failed(c.tid, static_cast<int>(a[0]));
       break;
     case Action::FdDup2:
       if (ret >= 0 && static_cast<uint64_t>(ret) != a[0]) fd_result(c, sink);

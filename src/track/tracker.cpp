@@ -60,9 +60,27 @@ void Tracker::on_realloc_call(pid_t tid) {
 
 void Tracker::on_thread_start(pid_t tid) { note_thread(tid); }
 
+void Tracker::on_fd_close_begin(pid_t tid, int fd) {
+  std::erase_if(closing_, [&](const Closing& c) { return c.tid == tid; });  // one per thread
+  closing_.push_back({fd, tid, false});
+}
+
+void Tracker::on_fd_close_failed(pid_t tid, int fd) {
+  // If an open already got the number, the close did happen, whatever it returned.
+  std::erase_if(closing_, [&](const Closing& c) { return c.tid == tid && c.fd == fd; });
+}
+
 void Tracker::on_fd_open(pid_t tid, int fd, FdOrigin origin, StackId stack) {
   note_thread(tid);
   ++counters_.fd_opened;
+  // The kernel gave out |fd| again: a close of it still waiting for its result is done.
+  for (Closing& c : closing_)
+    if (c.fd == fd && !c.done) {
+      c.done = true;
+      ++counters_.fd_closed;
+      if (!fds_.close(fd)) ++counters_.fd_closes_of_unknown;
+      break;
+    }
   // An fd already open here was closed implicitly (dup2/dup3 onto it), or through a path
   // that was not seen; either way the old descriptor is gone.
   if (fds_.open({fd, origin, stack, tid, next_sequence_++})) ++counters_.fd_closed;
@@ -70,6 +88,13 @@ void Tracker::on_fd_open(pid_t tid, int fd, FdOrigin origin, StackId stack) {
 
 void Tracker::on_fd_close(pid_t tid, int fd) {
   note_thread(tid);
+  for (auto it = closing_.begin(); it != closing_.end(); ++it)
+    if (it->fd == fd && it->tid == tid) {
+      bool done = it->done;
+      closing_.erase(it);
+      if (done) return;  // counted when an open proved it
+      break;
+    }
   ++counters_.fd_closed;
   if (!fds_.close(fd)) ++counters_.fd_closes_of_unknown;
 }

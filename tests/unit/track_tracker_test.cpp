@@ -205,3 +205,41 @@ TEST_CASE("inherited fds found by a first reconciliation are not counted as foun
   t.mark_inherited(inherited);  // again: nothing more to explain
   CHECK(t.counters().fd_found_open == 1);
 }
+
+// The breakpoint engine hears a close's result at its return, and serves threads in its own
+// order: thread 20's close(7) has run in the kernel, thread 21's open got 7 again, and
+// 21's return is handled before 20's.  The counts must be those of what really happened.
+TEST_CASE("tracker: an open heard before the result of the close that freed its number") {
+  Tracker t;
+  t.on_fd_open(20, 7, FdOrigin::Open, 1);
+  t.on_fd_close_begin(20, 7);
+  t.on_fd_open(21, 7, FdOrigin::Open, 2);  // proves 20's close done
+  CHECK(t.counters().fd_closed == 1);
+  CHECK(t.fds().find(7)->tid == 21);
+  t.on_fd_close(20, 7);  // its result: already counted, and 21's fd 7 stays open
+  CHECK(t.counters().fd_closed == 1);
+  CHECK(t.counters().fd_closes_of_unknown == 0);
+  REQUIRE(t.fds().find(7) != nullptr);
+  CHECK(t.fds().find(7)->tid == 21);
+  t.on_fd_close_begin(21, 7);
+  t.on_fd_close(21, 7);
+  CHECK(t.counters().fd_closed == 2);
+  CHECK(t.fds().size() == 0);
+  CHECK(t.counters().fd_closes_of_unknown == 0);
+
+  // A close that fails (EBADF) closed nothing; a later open of that number is no proof.
+  t.on_fd_open(20, 8, FdOrigin::Open, 1);
+  t.on_fd_close_begin(21, 9);
+  t.on_fd_close_failed(21, 9);
+  t.on_fd_open(22, 9, FdOrigin::Open, 3);
+  CHECK(t.counters().fd_closed == 2);
+  CHECK(t.fds().size() == 2);
+  // A close in progress does not close an fd before its number is given out again.
+  t.on_fd_close_begin(20, 8);
+  t.on_fd_open(22, 10, FdOrigin::Open, 3);
+  CHECK(t.fds().find(8) != nullptr);
+  t.on_fd_close(20, 8);
+  CHECK(t.fds().find(8) == nullptr);
+  CHECK(t.counters().fd_closed == 3);
+  CHECK(t.counters().fd_opened == 5);
+}

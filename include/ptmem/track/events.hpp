@@ -61,6 +61,14 @@ class EventSink {
   /// A thread joined the trace (seized at attach, or created while traced).  Threads are
   /// also noticed from the tid of every other event; this counts those that never allocate.
   virtual void on_thread_start(pid_t tid) { (void)tid; }
+  /// A close(fd) has begun and its result is not known yet.  The kernel frees the number
+  /// during the call, so another thread's open may be heard returning |fd| before this
+  /// close's result is: the open then closes it first.  Sources that deliver every release
+  /// in the order of its entry (the inject engine's rings) need not call it.
+  virtual void on_fd_close_begin(pid_t tid, int fd) { (void)tid; (void)fd; }
+  /// The close begun by on_fd_close_begin failed (or will never be known, e.g. the thread
+  /// was cancelled in it): nothing was closed by it.
+  virtual void on_fd_close_failed(pid_t tid, int fd) { (void)tid; (void)fd; }
 };
 
 }  // namespace ptmem::track

@@ -80,6 +80,8 @@ class Tracker final : public EventSink {
   void on_exec(pid_t pid) override;
   void on_realloc_call(pid_t tid) override;
   void on_thread_start(pid_t tid) override;
+  void on_fd_close_begin(pid_t tid, int fd) override;
+  void on_fd_close_failed(pid_t tid, int fd) override;
 
   /// Marks |fds| as open at launch (FdOrigin::Inherited, no stack): they are not leaks.  The
   /// launcher calls it with the fds the program was started with (0, 1, 2 at least),
@@ -118,6 +120,14 @@ class Tracker final : public EventSink {
   uint64_t next_sequence_ = 1;
   pid_t last_tid_ = 0;  // cheap filter: consecutive events mostly come from one thread
   absl::flat_hash_set<pid_t> threads_;
+  // Closes begun and not finished (fd, tid), and those of them an open by another thread
+  // already proved done.  One entry per thread at most: tiny, searched linearly.
+  struct Closing {
+    int fd;
+    pid_t tid;
+    bool done;
+  };
+  std::vector<Closing> closing_;
 };
 
 }  // namespace ptmem::track
