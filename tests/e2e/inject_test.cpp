@@ -5,8 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "../support/attach_target.hpp"
@@ -19,73 +17,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::vector<std::string> kInject = {"--engine", "inject"};
-
-struct Mapping {
-  uint64_t start = 0, end = 0, offset = 0;
-  std::string perms, path;
-};
-
-std::vector<Mapping> maps_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
-  std::vector<Mapping> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    Mapping m;
-    char range[64], perms[8], dev[16];
-    unsigned long inode = 0;
-    int used = 0;
-    if (std::sscanf(line.c_str(), "%63s %7s %lx %15s %lu %n", range, perms, &m.offset, dev, &inode, &used) < 5) continue;
-    std::sscanf(range, "%lx-%lx", &m.start, &m.end);
-    m.perms = perms;
-    m.path = line.substr(static_cast<size_t>(used));
-    out.push_back(m);
-  }
-  return out;
-}
-
-/// "" when the code of every executable file mapping of |pid| equals its file, else where
-/// it does not: a patch, a jump or an int3 left behind.
-std::string code_differs(pid_t pid) {
-  std::ifstream mem("/proc/" + std::to_string(pid) + "/mem", std::ios::binary);
-  for (const Mapping& m : maps_of(pid)) {
-    if (m.perms.find('x') == std::string::npos || m.path.empty() || m.path[0] != '/') continue;
-    std::ifstream file(m.path, std::ios::binary);
-    std::string want(m.end - m.start, '\0'), have(m.end - m.start, '\0');
-    file.seekg(static_cast<std::streamoff>(m.offset));
-    file.read(want.data(), static_cast<std::streamsize>(want.size()));
-    want.resize(static_cast<size_t>(file.gcount()));  // the file may end inside the last page
-    mem.clear();
-    mem.seekg(static_cast<std::streamoff>(m.start));
-    mem.read(have.data(), static_cast<std::streamsize>(want.size()));
-    have.resize(want.size());
-    if (!mem) return m.path + ": unreadable";
-    if (have != want) {
-      size_t at = 0;
-      while (at < want.size() && have[at] == want[at]) ++at;
-      std::ostringstream o;
-      o << m.path << " differs at file offset 0x" << std::hex << m.offset + at;
-      return o.str();
-    }
-  }
-  return "";
-}
-
-/// Mappings ptmem could have left: its agent's and anonymous executable pages.
-std::string leftovers(pid_t pid) {
-  std::string out;
-  for (const Mapping& m : maps_of(pid))
-    if (m.path.find("ptmem") != std::string::npos || (m.path.empty() && m.perms.find('x') != std::string::npos))
-      out += m.perms + " " + m.path + "\n";
-  return out;
-}
-
-pid_t tracer_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("TracerPid:", 0) == 0) return std::stoi(line.substr(10));
-  return -1;
-}
 
 }  // namespace
 

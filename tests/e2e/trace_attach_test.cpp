@@ -248,16 +248,6 @@ TEST_CASE("trace attach: a target killed while traced ends the trace without han
   CHECK(s.report()["target"]["detached"] == false);
 }
 
-namespace {
-/// TracerPid from /proc/PID/status (0: none or unreadable).
-pid_t tracer_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("TracerPid:", 0) == 0) return std::atoi(line.c_str() + 10);
-  return 0;
-}
-}  // namespace
 
 // The target dies at some point of the attach itself (seizing its threads, injecting the
 // mmap of the scratch page, planting breakpoints) or just after: whichever step it hits,

@@ -167,6 +167,7 @@ class AttachSession {
   bool saw_detached() const { return saw_detached_; }
   const std::string& log() const { return log_; }  ///< ptmem's stderr so far
   const Json& report() const { return report_; }
+  const std::string& report_path() const { return report_path_; }
   std::string describe() const;
 
  private:
