@@ -24,6 +24,7 @@
 #include "ptmem/util/duration.hpp"
 #include "ptmem/util/output_file.hpp"
 #include "ptmem/util/eprint.hpp"
+#include "ptmem/util/test_pause.hpp"
 
 namespace ptmem::cli {
 namespace {
@@ -132,6 +133,25 @@ void print_status(const track::Tracker& tracker, pid_t pid) {
              pid, c.alloc_calls, c.free_calls, c.live_blocks, c.live_bytes, c.fd_opened, c.fd_closed);
 }
 
+// One line on how the target ended, when that is news: a launched program that exits
+// while traced just ends the trace, as it would without ptmem.
+std::optional<std::string> ending_line(const ptrace::Outcome& out, bool launch) {
+  using ptrace::Phase;
+  Phase phase = out.ended_during.value_or(Phase::Trace);
+  if (launch && phase == Phase::Trace && !out.signal) return std::nullopt;
+  const char* when = phase == Phase::Attach ? "during the attach"
+                     : phase == Phase::Scan ? "during the end scan"
+                     : phase == Phase::Detach ? "during the detach"
+                                              : "while traced";
+  if (out.signal)
+    return fmt::format("ptmem: process {} was killed by {} {}; the report holds what was recorded before",
+                       out.pid, report::signal_name(*out.signal), when);
+  if (out.exit_code)
+    return fmt::format("ptmem: process {} exited with status {} {}; the report holds what was recorded before",
+                       out.pid, *out.exit_code, when);
+  return std::nullopt;
+}
+
 int run_trace(TraceArgs& a, bool launch) {
   bool to_stderr = a.output == "-stderr";
   std::string error;
@@ -158,6 +178,7 @@ int run_trace(TraceArgs& a, bool launch) {
   session.on_checkpoint = [&](pid_t pid, ptrace::Session::Checkpoint cp) {
     // The end: every thread is stopped and the memory is still there, so which blocks are
     // still reachable can be read now (a pause of the target proportional to its memory).
+    if (cp == ptrace::Session::Checkpoint::Final) util::test_pause("scan");
     if (cp == ptrace::Session::Checkpoint::Final && !a.fds_only && !a.no_reachability)
     {
       auto t0 = std::chrono::steady_clock::now();
@@ -193,6 +214,7 @@ int run_trace(TraceArgs& a, bool launch) {
   const auto& out = session.outcome();
   if (live) util::eprint("\r\x1b[K");
   if (out.detached) util::eprint("ptmem: detached from process {}\n", pid);
+  else if (auto line = ending_line(out, launch)) util::eprint("{}\n", *line);
 
   symbols::Symbolizer symbolizer(session.modules());
   report::SymbolizerFrames frames(symbolizer);

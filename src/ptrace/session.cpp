@@ -18,6 +18,7 @@
 #include "ptmem/arch/glibc_abi.hpp"
 #include "ptmem/proc/maps.hpp"
 #include "ptmem/util/eprint.hpp"
+#include "ptmem/util/test_pause.hpp"
 #include "session_impl.hpp"
 #include "stack_reader.hpp"
 
@@ -84,9 +85,21 @@ std::optional<std::string> Session::launch(const std::vector<std::string>& argv)
 
 std::optional<std::string> Session::attach(pid_t pid) {
   auto err = impl_->attach(pid);
+  if (err && (outcome_.exit_code || outcome_.signal)) {
+    // It ended while we attached: say how, as the kernel told us.
+    if (outcome_.signal) {
+      const char* abbrev = sigabbrev_np(*outcome_.signal);
+      return fmt::format("process {} was killed by {} during the attach",
+                         pid, abbrev ? std::string("SIG") + abbrev : std::to_string(*outcome_.signal));
+    }
+    return fmt::format("process {} exited with status {} during the attach", pid, *outcome_.exit_code);
+  }
   if (!err) {
     outcome_.pid = impl_->main->pid();
     outcome_.command = impl_->main->command;
+    // Killed while we set up, with every thread stopped: its end is reported later, by the
+    // loop, but it happened now.
+    if (impl_->kill_pending(*impl_->main)) outcome_.ended_during = Phase::Attach;
   }
   return err;
 }
@@ -133,12 +146,15 @@ void Session::Impl::loop() {
   setitimer(ITIMER_REAL, &tv, nullptr);
   start = std::chrono::steady_clock::now();
   next_tick = start + std::chrono::seconds(1);
+  phase = Phase::Trace;
   bool has_deadline = opt.duration.has_value();
   auto deadline = start + opt.duration.value_or(std::chrono::microseconds(0));
 
   while (main && !main->threads.empty()) {
     auto now = std::chrono::steady_clock::now();
     if (stop_requested() || (has_deadline && now >= deadline)) {
+      phase = Phase::Detach;
+      util::test_pause("detach");
       detach(*main);
       break;
     }
@@ -175,6 +191,9 @@ void Session::Impl::loop() {
     }
     handle(tid, status);
   }
+  // Killed with no thread reporting an exit stop (SIGKILL can end them first): the rings,
+  // mapped in ptmem too, still hold what the agent recorded.
+  if (main && main->agent && !final_state_taken) drain_agent(*main, true);
   tv = {};
   setitimer(ITIMER_REAL, &tv, nullptr);
   terminal.take_back();
@@ -680,6 +699,11 @@ void Session::Impl::on_exec(Thread& t) {
     by_tid[new_tid] = execer;
   }
   execer->returns.clear();
+  // Reported under the pid, the exec may land on the old leader's Thread, which stopped in
+  // its exit when a thread other than the leader exec'd: the new image's only thread is
+  // not exiting (else detach would wait for its end and the scan take it for dead).
+  execer->exiting = false;
+  execer->tail_call.reset();
   exited_regs.clear();
   drop_agent(p);
   p.mem.reopen();
@@ -708,9 +732,11 @@ void Session::Impl::on_exit_stop(Thread& t) {
   if (&p == main.get() && !t.foreign) {
     arch::Registers regs;
     if (t.tid() != p.pid() && get_regs(t.tid(), regs)) exited_regs.push_back(regs);
+    // exit_group or a fatal signal: the other threads have SIGKILL pending and may die
+    // without an exit stop; waiting for theirs would miss the end scan.
     bool last = true;
     for (auto& [tid, other] : p.threads)
-      if (!other->exiting && !other->foreign) last = false;
+      if (!other->exiting && !other->foreign && !thread_killed(tid)) last = false;
     if (last) take_final_state(p);
   }
   resume(t);
@@ -721,8 +747,71 @@ void Session::Impl::take_final_state(Process& p) {
   final_state_taken = true;
   drain_agent(p, true);
   report_agent(p);
+  // A SIGKILL pending only after the scan came during it (its death is reported later, by
+  // the loop's next events); one pending before is why we are here (the exit stops).
+  bool killed_before = kill_pending(p);
   if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Final);
+  if (!killed_before && kill_pending(p)) killed_in_final = true;
 }
+
+// SIGKILL sent to a process whose threads all sit in ptrace-stops stays pending (ShdPnd)
+// until we resume them: the process is as good as dead, though every ptrace call on it
+// still works.  True also when the process is gone altogether.
+bool Session::Impl::kill_pending(const Process& p) const {
+  auto status = proc::read_file(fmt::format("/proc/{}/status", p.pid()), 4096);
+  if (!status) return true;
+  for (const char* field : {"\nSigPnd:", "\nShdPnd:"}) {
+    size_t at = status->find(field);
+    if (at == std::string::npos) continue;
+    uint64_t mask = std::strtoull(status->c_str() + at + std::strlen(field), nullptr, 16);
+    if (mask & (uint64_t{1} << (SIGKILL - 1))) return true;
+  }
+  return false;
+}
+
+// SIGKILL is pending for thread |tid| (its process is being ended), or it is gone.
+bool Session::Impl::thread_killed(pid_t tid) const {
+  auto status = proc::read_file(fmt::format("/proc/{}/task/{}/status", main ? main->pid() : tid, tid), 4096);
+  if (!status) return true;
+  size_t at = status->find("\nSigPnd:");
+  if (at == std::string::npos) return false;
+  uint64_t pending = std::strtoull(status->c_str() + at + 8, nullptr, 16);
+  return pending & (uint64_t{1} << (SIGKILL - 1));
+}
+
+// The process ends rather than runs on: resume its threads (with the signals they owe) and
+// take in their ends, so that the report has its exit status.
+void Session::Impl::run_to_end(Process& p) {
+  for (auto& [tid, t] : p.threads) resume(*t, std::exchange(t->pending_signal, 0));
+  while (!p.threads.empty()) {
+    int status;
+    pid_t tid = next_event(status);
+    if (tid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    handle(tid, status);
+  }
+}
+
+// Every thread stopped in its exit (exit_group under way): detached now, its exit status
+// would be lost and the report would call it detached.  |scan|: take the end scan first,
+// of the memory it still has.
+bool Session::Impl::finish_exiting(Process& p, bool scan) {
+  for (auto& [tid, t] : p.threads)
+    if (!t->exiting && !t->foreign) return false;
+  if (scan) take_final_state(p);
+  run_to_end(p);
+  return true;
+}
+
+// Killed during the end scan: ends traced, not detached.
+bool Session::Impl::end_if_killed(Process& p) {
+  if (!killed_in_final) return false;
+  run_to_end(p);
+  return true;
+}
+
 
 // The vfork child |child| exec'd or exited: its parent thread runs again.
 void Session::Impl::end_vfork(Thread& child) {
@@ -737,6 +826,7 @@ void Session::Impl::on_thread_gone(pid_t tid, int status) {
   if (&p == main.get() && tid == p.pid() && !t->foreign) {
     if (WIFEXITED(status)) self.outcome_.exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) self.outcome_.signal = WTERMSIG(status);
+    if (!self.outcome_.ended_during) self.outcome_.ended_during = killed_in_final ? Phase::Scan : phase;
   }
   forget_thread(tid);
 }

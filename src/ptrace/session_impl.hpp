@@ -52,6 +52,8 @@ struct Session::Impl {
   bool quiescing = false;   ///< stopping everything: resume() leaves threads stopped
   bool launched = false;
   bool final_state_taken = false;
+  Phase phase = Phase::Attach;   ///< what we are doing, for Outcome::ended_during
+  bool killed_in_final = false;  ///< the target died while stopped for the end scan
   Terminal terminal;        ///< job control of a program launched on a terminal
   int job_stop = 0;         ///< the launched program stopped for job control with this signal
   std::chrono::steady_clock::time_point start;
@@ -90,6 +92,11 @@ struct Session::Impl {
   size_t unwind_stopped(Thread& t, const arch::Registers& at, size_t first);
   void flush_pending_traps(Process& p);
   void take_final_state(Process& p);
+  bool finish_exiting(Process& p, bool scan = true);
+  bool end_if_killed(Process& p);
+  void run_to_end(Process& p);
+  bool kill_pending(const Process& p) const;
+  bool thread_killed(pid_t tid) const;
   void forget_thread(pid_t tid);
   Thread* find(pid_t tid) {
     auto it = by_tid.find(tid);

@@ -16,6 +16,7 @@
 
 #include "ptmem/proc/maps.hpp"
 #include "ptmem/ptrace/attach_denied.hpp"
+#include "ptmem/util/test_pause.hpp"
 #include "session_impl.hpp"
 
 namespace ptmem::ptrace {
@@ -208,7 +209,9 @@ std::optional<std::string> Session::Impl::attach(pid_t pid) {
     }
     quiet_passes = found ? 0 : quiet_passes + 1;
   }
-  if (!stop_all(*main) || main->threads.empty()) {
+  util::test_pause("attach");  // a test hook (PTMEM_TEST_PAUSE): seized, not yet stopped
+  // Every thread stopped in its exit: it ends under our eyes, nothing to set up.
+  if (!stop_all(*main) || main->threads.empty() || finish_exiting(*main, false)) {
     main.reset();
     by_tid.clear();
     return fmt::format("process {} exited during attach", pid);
@@ -261,6 +264,13 @@ bool Session::Impl::step_in_place(Thread& t, const Breakpoint& bp, arch::Registe
   stop_all(p);
   if (!set_regs(t.tid(), regs)) return false;
   p.mem.write(address, &original, 1);
+  // A signal delivered during the step would run its handler first, and the handler would
+  // return to the original instruction behind our int3 again: the call counted twice.  So
+  // the step runs with every signal blocked (they stay pending, in order, with their
+  // values) and the thread's mask goes back after.
+  uint64_t mask = 0, all = ~uint64_t{0};
+  bool masked = ::ptrace(PTRACE_GETSIGMASK, t.tid(), sizeof mask, &mask) == 0 &&
+                ::ptrace(PTRACE_SETSIGMASK, t.tid(), sizeof all, &all) == 0;
   bool ok = false;
   for (int tries = 0; tries < 16; ++tries) {
     if (::ptrace(PTRACE_SINGLESTEP, t.tid(), nullptr,
@@ -274,6 +284,7 @@ bool Session::Impl::step_in_place(Thread& t, const Breakpoint& bp, arch::Registe
     }
     if ((status >> 16) == 0) t.pending_signal = WSTOPSIG(status);  // deliver on the next step
   }
+  if (masked) ::ptrace(PTRACE_SETSIGMASK, t.tid(), sizeof mask, &mask);
   static constexpr uint8_t kInt3 = 0xCC;
   p.mem.write(address, &kInt3, 1);
   for (auto& [tid, other] : p.threads)
@@ -307,8 +318,10 @@ void Session::Impl::detach(Process& p) {
   stop_all(p);
   flush_pending_traps(p);
   if (p.threads.empty()) return;
+  if (finish_exiting(p)) return;  // it was ending anyway: not detached
   remove_agent(p);
   take_final_state(p);
+  if (end_if_killed(p)) return;  // SIGKILL came during the scan: it ends, not detached
   Thread* worker = nullptr;
   for (auto& [tid, t] : p.threads) {
     if (!worker && !t->group_stopped && !t->exiting) worker = t.get();

@@ -35,6 +35,9 @@ struct TraceOptions {
   bool verbose = false;                               ///< diagnostics on stderr
 };
 
+/// What ptmem was doing: the moment the target ended is reported in these terms.
+enum class Phase { Attach, Trace, Scan, Detach };
+
 /// What happened to the target, for the report.
 struct Outcome {
   pid_t pid = 0;
@@ -42,6 +45,7 @@ struct Outcome {
   std::optional<int> exit_code;    ///< exited normally
   std::optional<int> signal;       ///< killed by this signal
   bool detached = false;           ///< we detached and it kept running
+  std::optional<Phase> ended_during;  ///< when exit_code or signal is set: what ptmem was doing
   std::vector<int> inherited_fds;  ///< open at launch (not leaks)
 };
 
