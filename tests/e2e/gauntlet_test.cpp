@@ -263,8 +263,8 @@ TEST_CASE("gauntlet: SIGINT, SIGTERM and SIGHUP to ptmem at random moments; the 
 // What SIGKILL to ptmem leaves, per engine (the man page, Engines): a launched program dies
 // with ptmem (PTRACE_O_EXITKILL); a process ptmem attached to runs on under the inject
 // engine (inject_test.cpp) and, under the breakpoint engine, is left with int3s it cannot
-// survive: it dies of SIGTRAP at its next traced call, never runs on with wrong results.
-TEST_CASE("gauntlet: SIGKILL to ptmem: a launched program dies with it; a breakpoint-traced one dies of SIGTRAP") {
+// survive: it dies of a signal at its next traced call.
+TEST_CASE("gauntlet: SIGKILL to ptmem: a launched program dies with it; a breakpoint-traced one dies of a signal") {
   for (const char* engine : {"breakpoint", "inject"}) {
     CAPTURE(engine);
     Child::Options o;
@@ -290,6 +290,10 @@ TEST_CASE("gauntlet: SIGKILL to ptmem: a launched program dies with it; a breakp
   REQUIRE(a.wait_exit(30s));
   auto st = s.child().wait(30s);
   REQUIRE(st);
-  CHECK(WIFSIGNALED(*st));
-  CHECK(WTERMSIG(*st) == SIGTRAP);
+  // Its next traced call meets an int3 with no tracer (SIGTRAP); a thread that was stopped
+  // on one resumes a byte into the instruction, which faults (SIGSEGV, SIGILL, SIGBUS).
+  REQUIRE(WIFSIGNALED(*st));
+  const int sig = WTERMSIG(*st);
+  CAPTURE(sig);
+  CHECK((sig == SIGTRAP || sig == SIGSEGV || sig == SIGILL || sig == SIGBUS));
 }
