@@ -45,10 +45,20 @@ Child::Child(const Options& options) {
   // A child that died must show up as a write error, not kill the test binary.
   static const bool sigpipe_ignored = [] { ::signal(SIGPIPE, SIG_IGN); return true; }();
   (void)sigpipe_ignored;
+  // Between fork and exec the child still has this binary's handlers (doctest's crash
+  // handlers among them): a signal sent to the new pid in that window would run them in the
+  // copy and print "test case CRASHED" for a test that did nothing wrong.  So signals stay
+  // blocked over the fork, the child resets every handler to its default, and only then
+  // takes what was sent.
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_ = ::fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
-    ::signal(SIGPIPE, SIG_DFL);  // what the program would have without us
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // SIGPIPE too
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (in[0] >= 0) ::dup2(in[0], 0);
     if (out[1] >= 0) ::dup2(out[1], 1);
     if (err[1] >= 0) ::dup2(err[1], 2);
@@ -56,6 +66,8 @@ Child::Child(const Options& options) {
     ::dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
     ::_exit(127);
   }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid_ < 0) throw std::runtime_error("fork failed");
   if (in[0] >= 0) ::close(in[0]);
   if (out[1] >= 0) ::close(out[1]);
   if (err[1] >= 0) ::close(err[1]);
