@@ -46,6 +46,7 @@ struct Storm {
     o.argv.push_back(sample("trace_sigstorm"));
     o.pipe_stdin = true;
     o.env = env;
+    o.new_process_group = true;  // the SIGTSTP cases need a group that is not orphaned
     return o;
   }
   explicit Storm(bool t, const std::vector<std::string>& env = {}) : traced(t), child(options(t, report, env)) {

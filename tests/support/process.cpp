@@ -58,6 +58,7 @@ Child::Child(const Options& options) {
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // SIGPIPE too
+    if (options.new_process_group) ::setpgid(0, 0);
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (in[0] >= 0) ::dup2(in[0], 0);
     if (out[1] >= 0) ::dup2(out[1], 1);
@@ -66,6 +67,7 @@ Child::Child(const Options& options) {
     ::dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
     ::_exit(127);
   }
+  if (pid_ > 0 && options.new_process_group) ::setpgid(pid_, pid_);  // whichever runs first
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (in[0] >= 0) ::close(in[0]);

@@ -21,6 +21,11 @@ class Child {
     bool capture_stderr = true;
     bool pipe_stdin = false;
     std::vector<std::string> env;  ///< extra "NAME=value" entries
+    /// Own process group, whose parent (this binary) is in another group of the session:
+    /// never orphaned, so the kernel delivers job-control stops (SIGTSTP, SIGTTIN, SIGTTOU)
+    /// however the test binary itself was started (CI may run it in an orphaned group,
+    /// where those stops are discarded).
+    bool new_process_group = false;
   };
   explicit Child(const Options& options);
   explicit Child(std::vector<std::string> argv) : Child(Options{std::move(argv)}) {}
