@@ -25,6 +25,7 @@ struct TargetInfo {
   std::optional<int> exit_code;  ///< the process exited with this status
   std::optional<int> signal;     ///< the process was killed by this signal
   bool detached = false;         ///< ptmem detached; the process still runs
+  std::vector<std::string> argv;  ///< the full argument list (argv[0] first); may be empty
 };
 
 struct Summary {
@@ -63,6 +64,16 @@ struct FdLeak {
   std::vector<Frame> stack;           ///< empty when the fd was not seen being created
 };
 
+/// One suppression that matched at least one leak site (memcheck's "used_suppression").
+struct SuppressionUse {
+  std::string name;     ///< the entry's name ("" for an LSan pattern: its pattern then)
+  std::string file;     ///< where it was read; "<default>" for the built-in ones
+  int line = 0;         ///< line of the entry's start in |file|
+  uint64_t sites = 0;   ///< leak sites it suppressed
+  uint64_t blocks = 0;
+  uint64_t bytes = 0;
+};
+
 struct Report {
   TargetInfo target;
   Summary summary;
@@ -70,6 +81,14 @@ struct Report {
   bool fds_traced = true;
   std::vector<Leak> leaks;       ///< bytes descending, then blocks descending
   std::vector<FdLeak> fd_leaks;  ///< fd ascending
+  /// Suppressions that matched; the sites they matched are taken out of |leaks| and their
+  /// totals out of summary.leaked_* (and counted here).
+  std::vector<SuppressionUse> suppressions_used;
+  uint64_t suppressed_blocks = 0, suppressed_bytes = 0, suppressed_sites = 0;
+  /// Sites of a kind --show-kinds leaves out, likewise taken out of |leaks|.
+  uint64_t hidden_blocks = 0, hidden_bytes = 0, hidden_sites = 0;
+  /// Processes traced with --follow-forks, each a report of its own (children empty).
+  std::vector<Report> children;
 };
 
 struct ReportOptions {
