@@ -277,6 +277,7 @@ bool Session::Impl::run_to_trap(Thread& t, arch::Registers& regs) { return resum
 // Resumes |t| (a single step, or until an int3) and waits for its SIGTRAP; signals that
 // come meanwhile are kept for the detach.
 bool Session::Impl::resume_until_trap(Thread& t, arch::Registers& regs, int request) {
+  if (!leave_syscall(t)) return false;
   for (;;) {
     if (::ptrace(static_cast<__ptrace_request>(request), t.tid(), nullptr, nullptr) != 0) return false;
     int status;

@@ -67,7 +67,7 @@ std::optional<uint64_t> find_gap(const std::vector<proc::Mapping>& maps, uint64_
 
 std::optional<uint64_t> Session::Impl::inject_syscall(Process& p, Thread& t, long nr,
                                                       std::array<uint64_t, 6> args) {
-  if (!p.entry_point || t.group_stopped) return std::nullopt;
+  if (!p.entry_point || t.group_stopped || !leave_syscall(t)) return std::nullopt;
   arch::Registers saved;
   if (!get_regs(t.tid(), saved)) return std::nullopt;
   static constexpr uint8_t kCode[4] = {0x0f, 0x05, 0xcc, 0xcc};  // syscall; int3

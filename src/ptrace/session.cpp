@@ -292,6 +292,8 @@ void Session::Impl::handle_stop(Thread& t, int status) {
   bool stale_stop = std::exchange(t.stale_group_stop, false);
   int sig = WSTOPSIG(status);
   int event = status >> 16;
+  t.in_syscall_event = event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK ||
+                       event == PTRACE_EVENT_VFORK_DONE || event == PTRACE_EVENT_EXEC;
   if (g_debug) util::eprint("[ptmem] {}: stop sig {} event {}\n", t.tid(), sig, event);
   switch (event) {
     case 0:
@@ -358,8 +360,33 @@ void Session::Impl::resume(Thread& t, int sig) {
   int request = t.group_stopped ? PTRACE_LISTEN : PTRACE_CONT;
   if (::ptrace(static_cast<__ptrace_request>(request), t.tid(), nullptr,
                reinterpret_cast<void*>(static_cast<uintptr_t>(sig))) == 0 ||
-      errno == ESRCH)
+      errno == ESRCH) {
     t.stopped = false;
+    t.in_syscall_event = false;
+  }
+}
+
+// A thread stopped at a clone/fork/exec event is still inside that syscall: run from there,
+// the kernel would finish the syscall and write its result over the rax we set (an
+// injected syscall then runs as syscall number <child tid>), and put our stale rax back
+// as the program's result: a clone3 that "failed" with ENOSYS after making its thread,
+// and glibc's fallback clone() starting a second thread on the same stack.  So the
+// thread first runs to its syscall-exit stop, where rax holds the real result and
+// nothing of the syscall is left to write.  False if it died meanwhile.
+bool Session::Impl::leave_syscall(Thread& t) {
+  if (!t.in_syscall_event) return true;
+  if (::ptrace(PTRACE_SYSCALL, t.tid(), nullptr, nullptr) != 0) return false;
+  for (;;) {
+    int status;
+    if (wait_for_thread(t, status) < 0) return false;
+    // Nothing runs between the event and the syscall's exit: the next stop is that exit,
+    // but a stray event stop (a late PTRACE_INTERRUPT) is let through just in case.
+    if ((status >> 16) == 0 && WSTOPSIG(status) == (SIGTRAP | 0x80)) break;
+    if ((status >> 16) == 0) t.pending_signal = WSTOPSIG(status);
+    if (::ptrace(PTRACE_SYSCALL, t.tid(), nullptr, nullptr) != 0) return false;
+  }
+  t.in_syscall_event = false;
+  return true;
 }
 
 void Session::Impl::handle_sigtrap(Thread& t) {

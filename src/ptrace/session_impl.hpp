@@ -140,6 +140,7 @@ struct Session::Impl {
   void drop_agent(Process& p);
   void report_agent(const Process& p);
   bool answer_agent(Thread& t);
+  bool leave_syscall(Thread& t);
   bool single_step(Thread& t, arch::Registers& regs);
   bool run_to_trap(Thread& t, arch::Registers& regs);
   bool resume_until_trap(Thread& t, arch::Registers& regs, int request);

@@ -22,8 +22,11 @@
 namespace ptmem::ptrace {
 namespace {
 
+// TRACESYSGOOD: the one syscall-exit stop ptmem asks for (leave_syscall) is told apart
+// from an int3's SIGTRAP.
 constexpr long kOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
-                          PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT;
+                          PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT |
+                          PTRACE_O_TRACESYSGOOD;
 
 // "PROGRAM" as execvp would find it.
 std::optional<std::string> resolve_program(const std::string& name, std::string* error) {

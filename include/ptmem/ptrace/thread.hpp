@@ -40,6 +40,10 @@ class Thread {
   };
   std::optional<TailCall> tail_call;
   bool exiting = false;        ///< PTRACE_EVENT_EXIT seen
+  /// Stopped at an event inside a syscall (clone, fork, vfork-done, exec): resuming it
+  /// finishes that syscall, whose result then overwrites rax.  Code must not be run on
+  /// such a thread until it has left the syscall (Session::Impl::leave_syscall).
+  bool in_syscall_event = false;
   int pending_signal = 0;      ///< to deliver at the next resume / detach
   bool foreign = false;        ///< a vfork child borrowing the address space: step, don't record
   pid_t vfork_parent = 0;      ///< for a foreign thread: the thread blocked in its vfork
