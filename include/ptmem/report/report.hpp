@@ -89,6 +89,10 @@ struct Report {
   uint64_t hidden_blocks = 0, hidden_bytes = 0, hidden_sites = 0;
   /// Processes traced with --follow-forks, each a report of its own (children empty).
   std::vector<Report> children;
+  /// Every allocating site of the trace (freed or not), grouped like |leaks|, with what it
+  /// allocated while traced: blocks = allocating calls, bytes = their sizes; kind
+  /// "allocated".  For profiles (pprof's alloc_space); bytes descending.
+  std::vector<Leak> allocated;
 };
 
 struct ReportOptions {
