@@ -122,11 +122,25 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
       r.summary.leaked_blocks += t.blocks;
       r.summary.leaked_bytes += t.bytes;
     }
-    std::stable_sort(r.leaks.begin(), r.leaks.end(), [](const Leak& a, const Leak& b) {
+    auto by_size = [](const Leak& a, const Leak& b) {
       if (a.bytes != b.bytes) return a.bytes > b.bytes;
       return a.blocks > b.blocks;
-    });
+    };
+    std::stable_sort(r.leaks.begin(), r.leaks.end(), by_size);
     r.summary.leak_sites = r.leaks.size();
+
+    // Every allocating site, grouped by what it prints as, like the leaks.
+    std::map<std::string, size_t> site_of;
+    const auto& allocated = tracker.allocated_by_stack();
+    for (size_t id = 0; options.allocated_sites && id < allocated.size(); ++id) {
+      if (!allocated[id].calls) continue;
+      const std::vector<Frame>& f = symbolized.get(static_cast<track::StackId>(id));
+      auto [it, inserted] = site_of.try_emplace(frames_key(f), r.allocated.size());
+      if (inserted) r.allocated.push_back(Leak{"allocated", 0, 0, f});
+      r.allocated[it->second].blocks += allocated[id].calls;
+      r.allocated[it->second].bytes += allocated[id].bytes;
+    }
+    std::stable_sort(r.allocated.begin(), r.allocated.end(), by_size);
   }
 
   if (options.fds) {

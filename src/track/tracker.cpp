@@ -7,6 +7,9 @@ namespace ptmem::track {
 void Tracker::add_block(pid_t tid, uint64_t addr, uint64_t size, StackId stack) {
   ++counters_.alloc_calls;
   counters_.total_allocated_bytes += size;
+  if (stack >= allocated_by_stack_.size()) allocated_by_stack_.resize(std::max<size_t>(stack + 1, allocated_by_stack_.size() * 2));
+  ++allocated_by_stack_[stack].calls;
+  allocated_by_stack_[stack].bytes += size;
   if (auto old = allocations_.insert({addr, size, stack, tid, next_sequence_++})) {
     drop_block(*old);
     ++counters_.unseen_frees;
@@ -158,7 +161,7 @@ Tracker::ReconcileResult Tracker::reconcile_fds(const std::vector<proc::FdEntry>
 }
 
 size_t Tracker::memory_usage() const {
-  return allocations_.memory_usage() +
+  return allocations_.memory_usage() + allocated_by_stack_.capacity() * sizeof(SiteTotals) +
          fds_.size() * (sizeof(int) + sizeof(FdRecord) + 1);
 }
 

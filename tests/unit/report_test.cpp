@@ -287,6 +287,27 @@ TEST_CASE("report groups blocks by shown stack, sorts by bytes then blocks") {
   CHECK(r.fd_leaks.empty());
 }
 
+TEST_CASE("report: every allocating site with what it allocated, freed or not, on request") {
+  Scenario sc;
+  FakeFrames frames = scenario_frames();
+  auto r = report::build_report(sc.tracker, sc.stacks, frames, {1234, "./widget"}, sc.fds_at_end);
+  CHECK(r.allocated.empty());  // not asked: no symbolization of freed-only stacks
+  report::ReportOptions opts;
+  opts.allocated_sites = true;
+  FakeFrames frames2 = scenario_frames();
+  r = report::build_report(sc.tracker, sc.stacks, frames2, {1234, "./widget"}, sc.fds_at_end, opts);
+  std::vector<std::tuple<std::string, uint64_t, uint64_t>> got;
+  for (const auto& a : r.allocated) {
+    CHECK(a.kind == "allocated");
+    got.emplace_back(a.stack.empty() ? "" : a.stack[0].function, a.blocks, a.bytes);
+  }
+  // A: 4 calls of 40 (one freed); the leak report still has its 3 live blocks only.
+  CHECK(got == std::vector<std::tuple<std::string, uint64_t, uint64_t>>{
+                   {"helper", 1, 500}, {"make_widget", 4, 160}, {"worker", 2, 100}, {"single", 1, 100},
+                   {"make_widget", 2, 20}, {"", 1, 7}});
+  CHECK(r.leaks[1].blocks == 3);
+}
+
 TEST_CASE("report fd leaks: all open fds but 0-2 and inherited ones, by fd") {
   Scenario sc;
   FakeFrames frames = scenario_frames();

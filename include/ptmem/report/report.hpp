@@ -101,6 +101,9 @@ struct ReportOptions {
   bool fds = true;             ///< false with --no-fds: no fd leaks reported
   /// The scan of the target's memory at the end; null: kinds stay "unclassified".
   const track::Reachability* reachability = nullptr;
+  /// Fill Report::allocated (symbolizes every allocating stack, freed or not: only for
+  /// the formats that show it).
+  bool allocated_sites = false;
 };
 
 /// Builds the report.  |fds_at_end| is read_fds() of the target at the end (details of each

@@ -100,6 +100,12 @@ class Tracker final : public EventSink {
   ReconcileResult reconcile_fds(const std::vector<proc::FdEntry>& open_fds, bool at_exec = false);
 
   const Counters& counters() const { return counters_; }
+  /// What each allocating stack allocated while traced, freed or not (profiles, growth).
+  struct SiteTotals {
+    uint64_t calls = 0, bytes = 0;
+  };
+  /// Indexed by StackId (ids are dense); stacks that allocated nothing hold zeros.
+  const std::vector<SiteTotals>& allocated_by_stack() const { return allocated_by_stack_; }
   const AllocationTable& allocations() const { return allocations_; }
   const FdTable& fds() const { return fds_; }
   /// Bytes held by the tables (the tracer's own cost of the trace, stacks excluded).
@@ -115,6 +121,7 @@ class Tracker final : public EventSink {
   void drop_block(const Block& b);
 
   Counters counters_;
+  std::vector<SiteTotals> allocated_by_stack_;
   AllocationTable allocations_;
   FdTable fds_;
   uint64_t next_sequence_ = 1;
