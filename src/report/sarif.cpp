@@ -128,7 +128,6 @@ std::string to_sarif(const Report& report) {
   driver["name"] = "ptmem";
   driver["version"] = kVersion;
   driver["semanticVersion"] = kVersion;
-  driver["informationUri"] = "https://github.com/ptmem/ptmem";
   driver["rules"] = std::move(rules);
 
   ordered_json results = ordered_json::array();
