@@ -223,6 +223,19 @@ static std::string env_or(const char* name, const char* fallback) {
 
 std::string ptmem() { return env_or("PTMEM", "build/ptmem"); }
 std::string sample(const std::string& name) { return env_or("SAMPLES", "build/samples") + "/" + name; }
+std::string find_in_path(const std::string& name) {
+  const char* env = std::getenv("PATH");
+  std::string dirs = env ? env : "/usr/bin:/bin";
+  for (size_t start = 0; start <= dirs.size();) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
 std::string build_path(const std::string& rel) { return env_or("BUILD_DIR", "build") + "/" + rel; }
 
 std::string temp_dir() {

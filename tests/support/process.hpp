@@ -72,6 +72,8 @@ RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds ti
 std::string ptmem();
 /// $SAMPLES/<name>: a sample program built by the Makefile.
 std::string sample(const std::string& name);
+/// The first executable |name| in $PATH ("" if none): run() execs a path, not a name.
+std::string find_in_path(const std::string& name);
 /// $BUILD_DIR/<rel>.
 std::string build_path(const std::string& rel);
 /// A fresh temporary directory, removed with its files at exit of the test binary.

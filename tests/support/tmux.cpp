@@ -23,16 +23,8 @@ bool eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
 
 // Child and run() exec a path, not a name: look tmux up in $PATH.
 std::string Tmux::path() {
-  const char* env = std::getenv("PATH");
-  std::string dirs = env ? env : "/usr/bin:/bin";
-  for (size_t start = 0; start <= dirs.size();) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string candidate = dirs.substr(start, end - start) + "/tmux";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return "/usr/bin/tmux";
+  std::string found = find_in_path("tmux");
+  return found.empty() ? "/usr/bin/tmux" : found;
 }
 
 Tmux::Tmux() : socket_("ptmem-test-" + std::to_string(::getpid()) + "-" + std::to_string(++count_)) {
