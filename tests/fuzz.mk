@@ -19,7 +19,7 @@ FUZZ_ENV      := UBSAN_OPTIONS=print_stacktrace=1
 # Only what the harnesses reach: a clang build of everything would double the build time.
 FUZZ_LIB_SRC  := $(sort $(wildcard src/proc/*.cpp src/symbols/*.cpp) src/inject/ring_drain.cpp \
                         src/track/decoders.cpp src/track/events.cpp src/track/functions.cpp \
-                        src/util/duration.cpp)
+                        src/util/duration.cpp src/report/suppressions.cpp src/report/site.cpp)
 FUZZ_LIB_OBJ  := $(FUZZ_LIB_SRC:%.cpp=$(FUZZ_DIR)/obj/%.o)
 FUZZ_SRC      := $(sort $(wildcard tests/fuzz/fuzz_*.cpp))
 FUZZ_TARGETS  := $(patsubst tests/fuzz/fuzz_%.cpp,%,$(FUZZ_SRC))
