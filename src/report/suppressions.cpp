@@ -153,7 +153,9 @@ bool is_runtime_line(const Suppression::FrameMatch& m) {
   std::string_view fn = demangled.empty() ? std::string_view(m.pattern) : std::string_view(demangled);
   fn = without_version(fn);
   if (is_allocator_function(fn)) return true;
-  if (fn.size() >= 2 && fn[0] == '_' && (fn[1] == '_' || (fn[1] >= 'A' && fn[1] <= 'Z'))) return true;
+  // Names beginning with '_' are reserved at file scope (C11 7.1.3): glibc's internals
+  // (_dl_allocate_tls, _IO_file_doallocate), never a program's functions.
+  if (!fn.empty() && fn[0] == '_') return true;
   if (starts_with(fn, "std::") || starts_with(fn, "__gnu_cxx::") || starts_with(fn, "operator delete"))
     return true;
   fn = without_params(fn);

@@ -139,6 +139,19 @@ TEST_CASE("suppress: memcheck's own entries for trace_malloc's C leaks, one per 
   CHECK(matched(s, leak({fr("no_leaks"), fr("main")}, "still_reachable")) == "-");
 }
 
+TEST_CASE("suppress: memcheck's own entry for trace_threads' leak matches without start_thread and clone") {
+  Suppressions s = loaded(valgrind_suppressions("trace_threads", "thr"), "trace_threads.supp");
+  // memcheck frees the threads' DTVs at exit (ptmem reports them at pthread_create's line):
+  // one entry, malloc / worker / start_thread / clone.
+  REQUIRE(s.all().size() == 1);
+  CHECK(s.all()[0].frames.size() == 4);
+  // ptmem's site: worker alone, the runtime below it left out.
+  CHECK(matched(s, leak({fr("worker", kApp, "samples/trace_threads.c", 24)}, "still_reachable", 36, 1632)) ==
+        "thr1");
+  CHECK(matched(s, leak({fr("worker"), fr("main")}, "still_reachable")) == "-");
+  CHECK(matched(s, leak({fr("main")}, "still_reachable")) == "-");
+}
+
 TEST_CASE("suppress: valgrind syntax, wildcards and '...' in every position") {
   Suppressions s = loaded(R"(# a comment
 {
@@ -292,6 +305,17 @@ TEST_CASE("suppress: allocator and runtime lines of valgrind entries stand for f
    fun:clone3
 }
 {
+   dtv
+   Memcheck:Leak
+   fun:calloc
+   fun:calloc
+   fun:allocate_dtv
+   fun:_dl_allocate_tls
+   fun:allocate_stack
+   fun:pthread_create@@GLIBC_2.34
+   fun:start_threads
+}
+{
    runtime-only
    Memcheck:Leak
    fun:malloc
@@ -303,6 +327,8 @@ TEST_CASE("suppress: allocator and runtime lines of valgrind entries stand for f
   // ptmem drops start_thread/clone3 below the thread's function: the entry still matches.
   CHECK(matched(s, leak({fr("worker")})) == "thread");
   CHECK(matched(s, leak({fr("worker"), fr("main")})) == "-");
+  // memcheck's entry for pthread_create's DTV: six lines of runtime, then the program.
+  CHECK(matched(s, leak({fr("start_threads"), fr("main")})) == "dtv");
   // An entry never matches through skipped runtime lines alone: not every leak.
   CHECK(matched(s, leak({fr("main")})) == "-");
   // A runtime line may also match a frame that is really there (stacks of the runtime only).
