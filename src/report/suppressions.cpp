@@ -188,7 +188,7 @@ bool src_matches(const std::string& pattern, const Frame& f) {
   std::string_view file = pattern;
   int line = 0;
   if (auto colon = file.rfind(':'); colon != std::string_view::npos && colon + 1 < file.size() &&
-                                    std::all_of(file.begin() + colon + 1, file.end(), ::isdigit) &&
+                                    std::all_of(file.begin() + colon + 1, file.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
                                     file.size() - colon - 1 <= 9) {
     line = std::stoi(std::string(file.substr(colon + 1)));
     file = file.substr(0, colon);
@@ -541,7 +541,9 @@ std::string valgrind_suppression(const Leak& leak, const std::string& name) {
     else if (!f.module.empty()) out += "   obj:" + escaped(f.module) + "\n";
     else out += "   obj:*\n";
   }
-  if (n == 0) out += "   ...\n";
+  // No frames (the stack was not captured): no line matches an empty stack, and '...'
+  // alone would match every site; this line matches unknown functions only.
+  if (n == 0) out += "   fun:\\?\\?\\?\n";
   return out + "}\n";
 }
 

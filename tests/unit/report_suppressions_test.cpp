@@ -603,4 +603,9 @@ TEST_CASE("suppress: valgrind_suppression() round-trips through the matcher") {
   Suppressions s2 = loaded(e2);
   CHECK(matched(s2, leak(deep, "unclassified")) == "deep");
   CHECK(matched(s2, leak(deep, "still_reachable")) == "deep");
+
+  // A site without frames gets an entry that matches no site with a known function.
+  Suppressions s3 = loaded(report::valgrind_suppression(leak({}), "empty"));
+  CHECK(matched(s3, leak({fr("anything")})) == "-");
+  CHECK(matched(s3, leak({})) == "-");
 }
