@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <cxxabi.h>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -444,6 +445,11 @@ bool Suppressions::load_text(const std::string& text, const std::string& name, s
 }
 
 bool Suppressions::load_file(const std::string& path, std::string* error) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {  // ifstream would open it and read nothing
+    if (error) *error = path + ": is a directory";
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (error) *error = path + ": cannot open: " + std::strerror(errno);

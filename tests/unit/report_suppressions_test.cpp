@@ -358,6 +358,8 @@ TEST_CASE("suppress: malformed valgrind files are errors with FILE:LINE") {
   CHECK(s.all().empty());
   CHECK_FALSE(s.load_file("/nonexistent/ptmem.supp", &error));
   CHECK(error == "/nonexistent/ptmem.supp: cannot open: No such file or directory");
+  CHECK_FALSE(s.load_file("/", &error));
+  CHECK(error == "/: is a directory");
 }
 
 TEST_CASE("suppress: LeakSanitizer leak: patterns against function, module and source file") {
