@@ -8,14 +8,20 @@
 #include <memory>
 #include <optional>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <sys/stat.h>
+#include <fmt/ranges.h>
 
 #include "ptmem/cli/command.hpp"
 #include "ptmem/proc/fds.hpp"
 #include "ptmem/proc/maps.hpp"
 #include "ptmem/ptrace/remote_memory.hpp"
 #include "ptmem/ptrace/session.hpp"
+#include "ptmem/report/output.hpp"
 #include "ptmem/report/render.hpp"
 #include "ptmem/report/report.hpp"
+#include "ptmem/report/suppressions.hpp"
 #include "ptmem/report/symbolizer_frames.hpp"
 #include "ptmem/symbols/symbolizer.hpp"
 #include "ptmem/track/reachability.hpp"
@@ -82,11 +88,19 @@ std::optional<track::Reachability> scan_reachability(pid_t pid, const track::Tra
 }
 
 struct TraceArgs {
-  std::string output = "-stderr";
-  std::string format = "text";
+  std::vector<std::string> outputs;  // -o, one per --format, in order
+  std::vector<std::string> formats;  // --format; none: text
+  std::string output_dir;
+  std::string svg;
+  std::vector<std::string> suppressions;
+  CLI::Option* gen_suppressions = nullptr;  // given (count() > 0), with or without =FILE
+  std::string gen_suppressions_file;         // "": stderr
+  bool no_default_suppressions = false;
+  std::string show_kinds = "definite,indirect,possible";
   size_t depth = 16;
   std::string duration;
   int error_exitcode = -1;
+  int fd_error_exitcode = -1;
   std::string engine;
   bool no_fds = false;
   bool fds_only = false;
@@ -98,17 +112,48 @@ struct TraceArgs {
 };
 
 void add_common_options(CLI::App* app, TraceArgs& a) {
-  app->add_option("-o,--output", a.output, "Write the report to FILE (whole or not at all)")
+  std::vector<std::string> names;
+  for (const auto& f : report::formats())
+    if (f.format != report::Format::Svg) names.emplace_back(f.name);
+  app->add_option("-o,--output", a.outputs,
+                  "Write the report to FILE (whole or not at all); with several --format, one -o each, in order")
       ->type_name("FILE");
-  app->add_option("--format", a.format, "Report format")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->type_name("text|json");
+  app->add_option("--format", a.formats, "Report format (repeatable): " + fmt::format("{}", fmt::join(names, ", ")))
+      ->check(CLI::IsMember(names))
+      ->type_name("FORMAT");
+  app->add_option("--output-dir", a.output_dir,
+                  "Write every --format to DIR/report.<ext> (report.txt, report.json, report.xml, report.sarif, report.folded, report.pb.gz)")
+      ->type_name("DIR");
+  app->add_option("--svg", a.svg, "Also write a flame graph of the leaked bytes to FILE (SVG)")->type_name("FILE");
+  app->add_option("--suppressions", a.suppressions,
+                  "Suppression file, valgrind .supp or LeakSanitizer leak: patterns (repeatable)")
+      ->type_name("FILE");
+  a.gen_suppressions = app->add_option("--gen-suppressions", a.gen_suppressions_file,
+                  "Write a valgrind suppression entry for every reported leak site, to FILE or (without =FILE) stderr")
+      ->expected(0, 1)
+      ->type_name("[=FILE]");
+  app->add_flag("--no-default-suppressions", a.no_default_suppressions,
+                "Report the C and C++ runtimes' one-time allocations too");
+  app->add_option("--show-kinds", a.show_kinds,
+                  "Leak kinds to report: definite,indirect,possible,reachable (any of them), all or none")
+      ->type_name("KINDS")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            std::string error;
+            return report::parse_kinds(v, &error) ? std::string() : error;
+          },
+          "KINDS"));
   app->add_option("--depth", a.depth, "Frames per call stack (default 16)")
       ->check(CLI::Range(1, 256));
   app->add_option("--duration", a.duration, "Stop tracing after DUR (e.g. 500ms, 10s, 2m), detach, report")
       ->check(duration_validator())
       ->type_name("DUR");
-  app->add_option("--error-exitcode", a.error_exitcode, "Exit with N when leaks were found")
+  app->add_option("--error-exitcode", a.error_exitcode,
+                  "Exit with N when memory leaks are reported (shown and not suppressed)")
+      ->check(CLI::Range(0, 255))
+      ->type_name("N");
+  app->add_option("--fd-error-exitcode", a.fd_error_exitcode, "Exit with N when fd leaks are reported")
       ->check(CLI::Range(0, 255))
       ->type_name("N");
   // The default can come from the environment, so that a test suite runs under either.
@@ -152,13 +197,93 @@ std::optional<std::string> ending_line(const ptrace::Outcome& out, bool launch) 
   return std::nullopt;
 }
 
+// Where each form of the report goes; "" is stderr.  Checked before tracing starts, so
+// a long trace never ends with nowhere to write.
+struct Output {
+  report::Format format;
+  std::string path;
+};
+
+std::optional<std::vector<Output>> plan_outputs(const TraceArgs& a, std::string* error) {
+  std::vector<Output> out;
+  std::vector<report::Format> formats;
+  for (const auto& name : a.formats) formats.push_back(*report::parse_format(name));
+  if (formats.empty()) formats.push_back(report::Format::Text);
+  if (!a.output_dir.empty()) {
+    if (!a.outputs.empty()) {
+      *error = "give either -o or --output-dir, not both";
+      return std::nullopt;
+    }
+    for (auto f : formats) out.push_back({f, a.output_dir + "/" + std::string(report::info(f).file_name)});
+  } else if (a.outputs.empty()) {
+    if (formats.size() > 1) {
+      *error = "several --format need one -o each (in the same order) or --output-dir";
+      return std::nullopt;
+    }
+    out.push_back({formats[0], ""});
+  } else if (a.outputs.size() == formats.size()) {
+    for (size_t i = 0; i < formats.size(); ++i) out.push_back({formats[i], a.outputs[i]});
+  } else {
+    *error = fmt::format("{} -o for {} --format: give one -o per --format, in the same order", a.outputs.size(),
+                         formats.size());
+    return std::nullopt;
+  }
+  if (!a.svg.empty()) out.push_back({report::Format::Svg, a.svg});
+  for (const Output& o : out) {
+    if (o.path.empty() && report::info(o.format).binary) {
+      *error = fmt::format("--format {} is binary: give -o FILE or --output-dir", report::info(o.format).name);
+      return std::nullopt;
+    }
+    if (!o.path.empty() && o.path != "-" && !util::check_writable(o.path, error)) return std::nullopt;
+  }
+  if (!a.gen_suppressions_file.empty() && !util::check_writable(a.gen_suppressions_file, error)) return std::nullopt;
+  return out;
+}
+
+// /proc/PID/cmdline: NUL-terminated arguments.
+std::vector<std::string> split_cmdline(const std::string& bytes) {
+  std::vector<std::string> argv;
+  for (size_t at = 0; at < bytes.size();) {
+    size_t end = bytes.find('\0', at);
+    if (end == std::string::npos) end = bytes.size();
+    argv.push_back(bytes.substr(at, end - at));
+    at = end + 1;
+  }
+  return argv;
+}
+
+// --gen-suppressions: an entry per reported site, memcheck's way.
+std::string suppressions_for(const report::Report& rep) {
+  std::string out;
+  auto add = [&](const report::Report& r) {
+    const std::string name = r.target.command.substr(r.target.command.rfind('/') + 1);
+    for (size_t i = 0; i < r.leaks.size(); ++i)
+      out += report::valgrind_suppression(r.leaks[i], fmt::format("ptmem-{}-{}-site-{}", name, r.target.pid, i + 1));
+  };
+  add(rep);
+  for (const auto& c : rep.children) add(c);
+  return out;
+}
+
 int run_trace(TraceArgs& a, bool launch) {
-  bool to_stderr = a.output == "-stderr";
   std::string error;
-  if (!to_stderr && !util::check_writable(a.output, &error)) {
+  if (!a.output_dir.empty() && ::mkdir(a.output_dir.c_str(), 0777) != 0 && errno != EEXIST) {
+    util::eprint("ptmem: error: --output-dir {}: {}\n", a.output_dir, std::strerror(errno));
+    return 1;
+  }
+  auto outputs = plan_outputs(a, &error);
+  if (!outputs) {
     util::eprint("ptmem: error: {}\n", error);
     return 1;
   }
+  report::Suppressions suppressions;
+  if (!a.no_default_suppressions) suppressions.add_defaults();
+  for (const auto& file : a.suppressions)
+    if (!suppressions.load_file(file, &error)) {
+      util::eprint("ptmem: error: --suppressions: {}\n", error);
+      return 1;
+    }
+  const report::KindMask shown = *report::parse_kinds(a.show_kinds, nullptr);
   ptrace::TraceOptions opt;
   opt.track_alloc = !a.fds_only;
   opt.track_fds = !a.no_fds;
@@ -205,6 +330,9 @@ int run_trace(TraceArgs& a, bool launch) {
     return 1;
   }
   pid_t pid = session.outcome().pid;
+  std::vector<std::string> target_argv = a.program;
+  if (!launch)
+    if (auto cmd = proc::read_file(fmt::format("/proc/{}/cmdline", pid), 1 << 20)) target_argv = split_cmdline(*cmd);
   if (launch) util::eprint("ptmem: tracing {}\n", pid);
   else
     util::eprint("ptmem: attached to process {} ({} thread{})\n", pid, session.thread_count(),
@@ -218,23 +346,47 @@ int run_trace(TraceArgs& a, bool launch) {
 
   symbols::Symbolizer symbolizer(session.modules());
   report::SymbolizerFrames frames(symbolizer);
-  report::TargetInfo target{pid, out.command, out.exit_code, out.signal, out.detached};
+  report::TargetInfo target{pid, out.command, out.exit_code, out.signal, out.detached, target_argv};
   report::ReportOptions ropt;
   ropt.depth = a.depth;
   ropt.memory = !a.fds_only;
   ropt.fds = !a.no_fds;
   ropt.reachability = reachability ? &*reachability : nullptr;
+  for (const Output& o : *outputs) ropt.allocated_sites |= report::info(o.format).needs_allocated;
   auto rep = report::build_report(tracker, stacks, frames, target, fds_at_end, ropt);
-  std::string text = a.format == "json" ? report::to_json_text(rep) : report::to_text(rep);
-  if (to_stderr) {
-    util::eprint("{}", text);
-  } else if (!util::write_file_atomically(a.output, text, &error)) {
-    util::eprint("ptmem: error: {}\n", error);
-    return 1;
+  suppressions.apply(rep);
+  report::hide_kinds(rep, shown);
+  bool failed = false;
+  for (const Output& o : *outputs) {
+    std::string text = report::render(rep, o.format);
+    if (o.path.empty()) {
+      util::eprint("{}", text);
+    } else if (!util::write_file_atomically(o.path, text, &error)) {
+      util::eprint("ptmem: error: {}\n", error);
+      failed = true;
+    }
   }
+  if (a.gen_suppressions->count() > 0) {
+    std::string entries = suppressions_for(rep);
+    if (a.gen_suppressions_file.empty()) util::eprint("{}", entries);
+    else if (!util::write_file_atomically(a.gen_suppressions_file, entries, &error)) {
+      util::eprint("ptmem: error: {}\n", error);
+      failed = true;
+    }
+  }
+  if (failed) return 1;
 
-  bool leaks = rep.summary.leaked_blocks > 0 || rep.summary.fd_leaked > 0;
-  if (a.error_exitcode >= 0 && leaks) return a.error_exitcode;
+  // What the exit codes count: only what the report shows (not suppressed, a shown kind).
+  auto any = [](const report::Report& r, auto leaked) {
+    if (leaked(r)) return true;
+    for (const auto& c : r.children)
+      if (leaked(c)) return true;
+    return false;
+  };
+  if (a.error_exitcode >= 0 && any(rep, [](const report::Report& r) { return r.summary.leaked_blocks > 0; }))
+    return a.error_exitcode;
+  if (a.fd_error_exitcode >= 0 && any(rep, [](const report::Report& r) { return r.summary.fd_leaked > 0; }))
+    return a.fd_error_exitcode;
   if (!launch) return 0;
   if (out.exit_code) return *out.exit_code;
   if (out.signal) return 128 + *out.signal;

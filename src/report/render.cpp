@@ -152,6 +152,21 @@ std::string to_text(const Report& r) {
     if (c.exec_dropped_blocks)
       out += fmt::format("ptmem:   dropped at exec: {} bytes in {} {}\n", c.exec_dropped_bytes,
                          c.exec_dropped_blocks, plural(c.exec_dropped_blocks, "block", "blocks"));
+    if (r.hidden_sites)
+      out += fmt::format("ptmem:   not shown (--show-kinds): {} {} in {} {} ({} {})\n", r.hidden_bytes,
+                         plural(r.hidden_bytes, "byte", "bytes"), r.hidden_blocks,
+                         plural(r.hidden_blocks, "block", "blocks"), r.hidden_sites,
+                         plural(r.hidden_sites, "site", "sites"));
+    if (r.suppressed_sites) {
+      out += fmt::format("ptmem:   suppressed: {} {} in {} {} ({} {})\n", r.suppressed_bytes,
+                         plural(r.suppressed_bytes, "byte", "bytes"), r.suppressed_blocks,
+                         plural(r.suppressed_blocks, "block", "blocks"), r.suppressed_sites,
+                         plural(r.suppressed_sites, "site", "sites"));
+      // memcheck's "used_suppression" lines: what each entry took out, and where it is.
+      for (const SuppressionUse& u : r.suppressions_used)
+        out += fmt::format("ptmem:     {} {} in {} {} by {} ({}:{})\n", u.bytes, plural(u.bytes, "byte", "bytes"),
+                           u.blocks, plural(u.blocks, "block", "blocks"), u.name, u.file, u.line);
+    }
   }
   if (r.fds_traced) {
     out += fmt::format("ptmem:   leaked fds: {} ({} open at the end, counting 0-2 and inherited ones)\n",
@@ -174,6 +189,7 @@ ordered_json to_json(const Report& r) {
   t["exit_code"] = r.target.exit_code ? ordered_json(*r.target.exit_code) : ordered_json(nullptr);
   t["signal"] = r.target.signal ? ordered_json(signal_name(*r.target.signal)) : ordered_json(nullptr);
   t["detached"] = r.target.detached;
+  t["argv"] = r.target.argv;
   j["target"] = std::move(t);
 
   const Summary& s = r.summary;
@@ -213,6 +229,14 @@ ordered_json to_json(const Report& r) {
   m["fd_closed_at_exec"] = c.fd_closed_at_exec;
   m["memory_traced"] = r.memory_traced;
   m["fds_traced"] = r.fds_traced;
+  // Sites taken out of "leaks" (and of leaked_*): by a suppression, or a kind --show-kinds
+  // leaves out.
+  m["suppressed_blocks"] = r.suppressed_blocks;
+  m["suppressed_bytes"] = r.suppressed_bytes;
+  m["suppressed_sites"] = r.suppressed_sites;
+  m["hidden_blocks"] = r.hidden_blocks;
+  m["hidden_bytes"] = r.hidden_bytes;
+  m["hidden_sites"] = r.hidden_sites;
   if (s.scan) {
     const track::ScanStats& sc = *s.scan;
     ordered_json scan;
@@ -267,6 +291,12 @@ ordered_json to_json(const Report& r) {
     fds.push_back(std::move(e));
   }
   j["fd_leaks"] = std::move(fds);
+
+  ordered_json used = ordered_json::array();
+  for (const SuppressionUse& u : r.suppressions_used)
+    used.push_back({{"name", u.name}, {"file", u.file}, {"line", u.line}, {"sites", u.sites},
+                    {"blocks", u.blocks}, {"bytes", u.bytes}});
+  j["suppressions_used"] = std::move(used);
   return j;
 }
 

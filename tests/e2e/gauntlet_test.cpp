@@ -268,7 +268,7 @@ TEST_CASE("gauntlet: SIGKILL to ptmem: a launched program dies with it; a breakp
   for (const char* engine : {"breakpoint", "inject"}) {
     CAPTURE(engine);
     Child::Options o;
-    o.argv = {ptmem::test::ptmem(), "launch", "--engine", engine, "-o", temp_dir() + "/r.json", "--", sample("gauntlet_storm"), "8"};
+    o.argv = {ptmem::test::ptmem(), "launch", "--show-kinds", "all", "--no-default-suppressions", "--engine", engine, "-o", temp_dir() + "/r.json", "--", sample("gauntlet_storm"), "8"};
     o.pipe_stdin = true;
     Child p(o);
     std::string seen;

@@ -195,7 +195,7 @@ TEST_CASE("trace launch: getaddrinfo's internal fds are attributed, closed and n
 TEST_CASE("trace launch: fds inherited at launch are not leaks") {
   // The shell opens fd 7 without close-on-exec and becomes ptmem: the program inherits it.
   auto report = temp_dir() + "/report.json";
-  auto res = run({"/bin/sh", "-c", "exec 7</dev/null; exec \"$0\" \"$@\"", ptmem::test::ptmem(), "launch", "--format", "json",
+  auto res = run({"/bin/sh", "-c", "exec 7</dev/null; exec \"$0\" \"$@\"", ptmem::test::ptmem(), "launch", "--show-kinds", "all", "--no-default-suppressions", "--format", "json",
                   "-o", report, "--", sample("trace_clean"), "fds"},
                  std::chrono::seconds(60));
   INFO("stderr: " << res.err << "\nstdout: " << res.out);

@@ -457,7 +457,7 @@ TEST_CASE("trace launch: exit status is the program's; --error-exitcode only whe
 TEST_CASE("trace launch: text report names every leak line; stdout stays the program's") {
   auto dir = temp_dir();
   auto path = dir + "/report.txt";
-  auto res = run({ptmem::test::ptmem(), "launch", "-o", path, "--", sample("trace_malloc")}, std::chrono::seconds(120));
+  auto res = run({ptmem::test::ptmem(), "launch", "--show-kinds", "all", "--no-default-suppressions", "-o", path, "--", sample("trace_malloc")}, std::chrono::seconds(120));
   INFO("stderr: " << res.err);
   REQUIRE(res.status == 0);
   CHECK(res.out == "done\n");

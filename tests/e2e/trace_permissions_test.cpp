@@ -96,7 +96,7 @@ TEST_CASE("trace attach: another user's process is refused in one line naming bo
 TEST_CASE("trace launch: an unprivileged user traces a program it launches") {
   require_root();
   NobodyKit kit;
-  auto r = run(as_nobody({kit.ptmem, "launch", "--format", "json", "-o", kit.report, "--", kit.target, "3"}), 120s);
+  auto r = run(as_nobody({kit.ptmem, "launch", "--show-kinds", "all", "--no-default-suppressions", "--format", "json", "-o", kit.report, "--", kit.target, "3"}), 120s);
   INFO("status " << r.status << "\nstderr: " << r.err);
   auto scope = yama_scope();
   if (scope >= 2) {  // Yama refuses even a child to a tracer without CAP_SYS_PTRACE
@@ -130,7 +130,7 @@ TEST_CASE("trace attach: an unprivileged user attaches to its own process") {
   // ptmem as nobody too, its stderr read line by line (sh makes it the Child's stdout).
   Child::Options o;
   o.argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1"};
-  for (auto& a : as_nobody({kit.ptmem, "attach", "--format", "json", "-o", kit.report, pid})) o.argv.push_back(a);
+  for (auto& a : as_nobody({kit.ptmem, "attach", "--show-kinds", "all", "--no-default-suppressions", "--format", "json", "-o", kit.report, pid})) o.argv.push_back(a);
   Child p(o);
   auto scope = yama_scope();
   if (scope >= 1) {  // nobody's ptmem is not the target's ancestor

@@ -42,7 +42,7 @@ struct Storm {
   static Child::Options options(bool traced, const std::string& report,
                                 const std::vector<std::string>& env) {
     Child::Options o;
-    if (traced) o.argv = {ptmem::test::ptmem(), "launch", "--format", "json", "-o", report, "--"};
+    if (traced) o.argv = {ptmem::test::ptmem(), "launch", "--show-kinds", "all", "--no-default-suppressions", "--format", "json", "-o", report, "--"};
     o.argv.push_back(sample("trace_sigstorm"));
     o.pipe_stdin = true;
     o.env = env;
@@ -240,7 +240,7 @@ struct Paused {
     child = std::make_unique<Child>(o);
   }
   static std::vector<std::string> attach_args(const std::string& report, pid_t pid) {
-    return {"attach", "--format", "json", "-o", report, std::to_string(pid)};
+    return {"attach", "--show-kinds", "all", "--no-default-suppressions", "--format", "json", "-o", report, std::to_string(pid)};
   }
   std::optional<std::string> until(const std::string& needle, std::chrono::milliseconds timeout = 30s) {
     return expect_line(*child, needle, log, timeout);
@@ -367,7 +367,7 @@ TEST_CASE("trace attach: the target exits or is killed while traced") {
 
 TEST_CASE("trace launch: the program killed while traced; ptmem says so and reports") {
   std::string report = temp_dir() + "/report.json";
-  Paused p("none", {"launch", "--format", "json", "-o", report, "--", sample("trace_phases")}, true);
+  Paused p("none", {"launch", "--show-kinds", "all", "--no-default-suppressions", "--format", "json", "-o", report, "--", sample("trace_phases")}, true);
   auto ready = p.until("ready ");
   REQUIRE(ready);
   pid_t pid = static_cast<pid_t>(std::stol(ready->substr(ready->find("ready ") + 6)));
@@ -427,7 +427,7 @@ TEST_CASE("trace attach: the target killed during the end scan at detach") {
 // then changes nothing (the kernel drops it), and ptmem reports the exit as it was.
 TEST_CASE("trace launch: SIGKILL to the program during the end scan after its exit changes nothing") {
   std::string report = temp_dir() + "/report.json";
-  Paused p("scan", {"launch", "--format", "json", "-o", report, "--", sample("trace_phases")}, true);
+  Paused p("scan", {"launch", "--show-kinds", "all", "--no-default-suppressions", "--format", "json", "-o", report, "--", sample("trace_phases")}, true);
   auto ready = p.until("ready ");
   REQUIRE(ready);
   pid_t pid = static_cast<pid_t>(std::stol(ready->substr(ready->find("ready ") + 6)));

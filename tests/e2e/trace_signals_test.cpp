@@ -25,7 +25,7 @@ struct Launched {
   pid_t pid = -1;  // the traced program
 
   Launched()
-      : ptmem_child(Child::Options{{ptmem::test::ptmem(), "launch", "--format", "json", "-o", report, "--", sample("trace_signals")},
+      : ptmem_child(Child::Options{{ptmem::test::ptmem(), "launch", "--show-kinds", "all", "--no-default-suppressions", "--format", "json", "-o", report, "--", sample("trace_signals")},
                                    true, true, true, {}}) {
     auto line = expect_line(ptmem_child, "ready ", seen);
     if (line) pid = static_cast<pid_t>(std::stol(line->substr(6)));

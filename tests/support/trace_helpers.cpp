@@ -149,6 +149,7 @@ TraceRun launch_traced(const std::vector<std::string>& program, const std::vecto
   TraceRun r;
   r.report_path = temp_dir() + "/report.json";
   std::vector<std::string> argv{ptmem(), "launch", "--format", "json", "-o", r.report_path};
+  argv.insert(argv.end(), kEveryLeak.begin(), kEveryLeak.end());
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back("--");
   argv.insert(argv.end(), program.begin(), program.end());
@@ -322,6 +323,7 @@ AttachSession::AttachSession(pid_t target, const std::vector<std::string>& optio
   Child::Options o;
   o.argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", ptmem(), "attach", "--format", "json", "-o",
             report_path_};
+  o.argv.insert(o.argv.end(), kEveryLeak.begin(), kEveryLeak.end());
   o.argv.insert(o.argv.end(), options.begin(), options.end());
   o.argv.push_back(std::to_string(target));
   child_ = std::make_unique<Child>(o);

@@ -20,6 +20,11 @@ namespace ptmem::test {
 
 using Json = nlohmann::json;
 
+/// The options every launch_traced/AttachSession run starts with: every leak kind shown
+/// and no built-in suppression, so a test sees all the target left (its own options come
+/// after and win: --show-kinds takes the last one).
+inline const std::vector<std::string> kEveryLeak{"--show-kinds", "all", "--no-default-suppressions"};
+
 /// libstdc++ (GCC 12) mallocs its emergency exception pool in a library constructor before
 /// main and never frees it: every dynamically linked C++ sample has this one block live at
 /// exit, in a stack without any program frame.

@@ -425,10 +425,10 @@ TEST_CASE("JSON report follows the contract") {
   auto j = report::to_json(r);
   std::vector<std::string> keys;
   for (auto& [k, v] : j.items()) keys.push_back(k);
-  CHECK(keys == std::vector<std::string>{"version", "target", "summary", "leaks", "fd_leaks"});
+  CHECK(keys == std::vector<std::string>{"version", "target", "summary", "leaks", "fd_leaks", "suppressions_used"});
   CHECK(j["version"] == 1);
   CHECK(j["target"].dump() ==
-        R"({"pid":1234,"command":"./widget","exit_code":null,"signal":"SIGSEGV","detached":false})");
+        R"({"pid":1234,"command":"./widget","exit_code":null,"signal":"SIGSEGV","detached":false,"argv":[]})");
 
   const auto& s = j["summary"];
   std::map<std::string, uint64_t> expected{
