@@ -1,7 +1,7 @@
 // Issue #10's report options end to end: which kinds are shown (--show-kinds), what the exit
 // codes count, target.argv, and several report forms from one run (--format repeated with
 // -o each, --output-dir, --svg).  The formats' contents are checked in
-// tests/unit/report_formats_test.cpp and report_formats_e2e_test.cpp.  Not run per engine:
+// tests/unit/report_formats_test.cpp and tests/e2e/report_formats_test.cpp.  Not run per engine:
 // the report is built the same way after either.
 #include <doctest/doctest.h>
 
