@@ -79,7 +79,7 @@ void Session::Impl::inject_agent(Process& p, Thread& t) {
   auto made = inject::AgentHost::inject(target, o);
   if (auto* why = std::get_if<std::string>(&made)) return refuse(*why);
   p.agent = std::move(std::get<std::unique_ptr<inject::AgentHost>>(made));
-  p.agent_stacks = std::make_unique<inject::SnapshotStacks>(*p.unwinder, p.modules, stacks, &p.mem, pcs.size());
+  p.agent_stacks = std::make_unique<inject::SnapshotStacks>(*p.unwinder, p.modules, *p.stacks, &p.mem, pcs.size());
   // PTMEM_INJECT_WALK=0: every stack from a snapshot unwound here (the other way the
   // agent can take stacks, for comparing the two in make bench).
   static const bool walk = [] {
@@ -141,7 +141,7 @@ void Session::Impl::agent_hooks_in(Process& p) {
 
 size_t Session::Impl::drain_agent(Process& p, bool final) {
   if (!p.agent) return 0;
-  return p.agent->drain(sink, *p.agent_stacks, final);
+  return p.agent->drain(*p.sink, *p.agent_stacks, final);
 }
 
 // Detach or exec: every thread out of the agent, its redirected returns back, every byte

@@ -44,6 +44,20 @@ const bool g_debug = std::getenv("PTMEM_DEBUG") != nullptr;
 }  // namespace
 
 bool stop_requested() { return g_stop != 0; }
+
+// /proc/PID/cmdline as the list of arguments (empty if unreadable).
+std::vector<std::string> read_argv(pid_t pid) {
+  std::vector<std::string> argv;
+  auto bytes = proc::read_file(fmt::format("/proc/{}/cmdline", pid), 64 * 1024);
+  if (!bytes) return argv;
+  for (size_t at = 0; at < bytes->size();) {
+    size_t end = bytes->find('\0', at);
+    if (end == std::string::npos) end = bytes->size();
+    argv.push_back(bytes->substr(at, end - at));
+    at = end + 1;
+  }
+  return argv;
+}
 void request_stop() { g_stop = 1; }
 
 bool get_regs(pid_t tid, arch::Registers& regs) {
@@ -111,21 +125,63 @@ size_t Session::thread_count() const { return impl_->main ? impl_->main->threads
 const symbols::ModuleMap& Session::modules() const { return impl_->main->modules; }
 
 std::vector<arch::Registers> Session::thread_registers() const {
+  return impl_->main ? thread_registers(impl_->main->pid()) : std::vector<arch::Registers>{};
+}
+
+const std::vector<arch::Registers>& Session::exited_thread_registers() const {
+  static const std::vector<arch::Registers> none;
+  return impl_->main ? impl_->main->exited_regs : none;
+}
+
+std::vector<arch::Registers> Session::thread_registers(pid_t pid) const {
   std::vector<arch::Registers> all;
-  if (!impl_->main) return all;
-  for (auto& [tid, t] : impl_->main->threads) {
+  Process* p = impl_->process_of(pid);
+  if (!p) return all;
+  for (auto& [tid, t] : p->threads) {
     arch::Registers r;
     if (t->stopped && !t->foreign && get_regs(tid, r)) all.push_back(r);
   }
   return all;
 }
 
-const std::vector<arch::Registers>& Session::exited_thread_registers() const { return impl_->exited_regs; }
+const std::vector<arch::Registers>& Session::exited_thread_registers(pid_t pid) const {
+  static const std::vector<arch::Registers> none;
+  Process* p = impl_->process_of(pid);
+  return p ? p->exited_regs : none;
+}
+
+size_t Session::child_count() const { return impl_->children.size(); }
+const Outcome& Session::child_outcome(size_t index) const { return impl_->children.at(index).outcome; }
+const symbols::ModuleMap& Session::child_modules(size_t index) const {
+  return impl_->children.at(index).process->modules;
+}
+
+// The traced process |pid| now: the main one, else the latest child with that pid (an
+// ended child's pid may have been reused).
+Process* Session::Impl::process_of(pid_t pid) const {
+  if (main && main->pid() == pid) return main.get();
+  for (auto it = children.rbegin(); it != children.rend(); ++it)
+    if (it->process->pid() == pid) return it->process.get();
+  return nullptr;
+}
+
+Outcome& Session::Impl::outcome_of(const Process& p) {
+  for (auto& c : children)
+    if (c.process.get() == &p) return c.outcome;
+  return self.outcome_;
+}
+
+bool Session::Impl::any_traced() const {
+  if (main && !main->threads.empty()) return true;
+  for (auto& c : children)
+    if (!c.process->threads.empty()) return true;
+  return false;
+}
 
 Thread& Session::Impl::add_thread(Process& p, pid_t tid) {
   Thread& t = p.add_thread(tid);
   by_tid[tid] = &t;
-  if (p.record) sink.on_thread_start(tid);
+  if (p.record) p.sink->on_thread_start(tid);
   return t;
 }
 
@@ -150,12 +206,16 @@ void Session::Impl::loop() {
   bool has_deadline = opt.duration.has_value();
   auto deadline = start + opt.duration.value_or(std::chrono::microseconds(0));
 
-  while (main && !main->threads.empty()) {
+  while (any_traced()) {
     auto now = std::chrono::steady_clock::now();
     if (stop_requested() || (has_deadline && now >= deadline)) {
       phase = Phase::Detach;
       util::test_pause("detach");
-      detach(*main);
+      // Every traced process, children too; a child forked meanwhile is followed and
+      // then detached in turn (the detaches serve the other processes' events).
+      if (main && !main->threads.empty()) detach(*main);
+      for (size_t i = 0; i < children.size(); ++i)
+        if (!children[i].process->threads.empty()) detach(*children[i].process);
       break;
     }
     if (now >= next_tick) {
@@ -170,7 +230,7 @@ void Session::Impl::loop() {
       // A group-stop reaches each thread on its own way into the kernel: the shell must
       // not see the job stopped while some thread still runs, so wait for all of them.
       pid_t tid = deferred.empty() ? ::waitpid(-1, &status, __WALL | WNOHANG) : next_event(status);
-      if (tid == 0 && !all_group_stopped(*main)) tid = next_event(status);
+      if (tid == 0 && main && !all_group_stopped(*main)) tid = next_event(status);
       if (tid > 0) {
         handle(tid, status);
         continue;
@@ -193,7 +253,7 @@ void Session::Impl::loop() {
   }
   // Killed with no thread reporting an exit stop (SIGKILL can end them first): the rings,
   // mapped in ptmem too, still hold what the agent recorded.
-  if (main && main->agent && !final_state_taken) drain_agent(*main, true);
+  if (main && main->agent && !main->final_state_taken) drain_agent(*main, true);
   tv = {};
   setitimer(ITIMER_REAL, &tv, nullptr);
   terminal.take_back();
@@ -353,7 +413,7 @@ void Session::Impl::handle_stop(Thread& t, int status) {
 }
 
 void Session::Impl::resume(Thread& t, int sig) {
-  if (quiescing) {
+  if (t.process().quiescing) {
     if (sig) t.pending_signal = sig;
     return;
   }
@@ -399,7 +459,7 @@ void Session::Impl::handle_sigtrap(Thread& t) {
     return;
   }
   if (const Breakpoint* bp = p.breakpoints.find(addr)) {
-    if (quiescing) {
+    if (p.quiescing) {
       // Undo the trap; the call runs for real after we detach.
       regs.set_ip(addr);
       set_regs(t.tid(), regs);
@@ -422,8 +482,8 @@ void Session::Impl::restore_return_addresses(Thread& t, bool unwound) {
     uint64_t slot = 0;
     if (p.mem.read(r.entry_sp, &slot, 8) && slot == p.trampoline)
       p.mem.write(r.entry_sp, &r.return_address, 8);
-    if (unwound && r.call.fn->family == track::Family::Alloc) sink.on_failed_alloc(t.tid());
-    if (r.call.fn->action == track::Action::FdClose) sink.on_fd_close_failed(t.tid(), static_cast<int>(r.call.args[0]));
+    if (unwound && r.call.fn->family == track::Family::Alloc) p.sink->on_failed_alloc(t.tid());
+    if (r.call.fn->action == track::Action::FdClose) p.sink->on_fd_close_failed(t.tid(), static_cast<int>(r.call.args[0]));
   }
   t.returns.clear();
 }
@@ -454,7 +514,7 @@ track::StackId Session::Impl::capture_stack(Thread& t, const arch::Registers& re
   arch::Registers at = regs;
   if (!at_return) at.set_ip(function_address);
   size_t n = unwind_stopped(t, at, first);
-  return stacks.intern(std::span<const uint64_t>(pcs.data(), n), p.modules.generation());
+  return p.stacks->intern(std::span<const uint64_t>(pcs.data(), n), p.modules.generation());
 }
 
 // Unwinds the stopped thread |t| from |at| into pcs[first...]: a copy of the top of its
@@ -564,10 +624,10 @@ void Session::Impl::on_breakpoint(Thread& t, const Breakpoint& bp, arch::Registe
         t.returns.push_back({regs.sp(), ret, bp.address, call});
         // Results are heard in the order ptmem serves the threads' stops, not in the order
         // the kernel did the work: another thread's open may come back with this number first.
-        if (fn.action == track::Action::FdClose) sink.on_fd_close_begin(t.tid(), static_cast<int>(call.args[0]));
+        if (fn.action == track::Action::FdClose) p.sink->on_fd_close_begin(t.tid(), static_cast<int>(call.args[0]));
       }
     } else {
-      track::decode_result(call, p.mem, sink);
+      track::decode_result(call, p.mem, *p.sink);
       if (bp.tail_jump) t.tail_call = Thread::TailCall{regs.sp(), regs.arg(0)};
     }
   }
@@ -590,7 +650,7 @@ void Session::Impl::on_return(Thread& t, arch::Registers& regs) {
         r.call.stack = capture_stack(t, regs, r.function_address, true);
       }
     }
-    track::decode_result(r.call, t.process().mem, sink);
+    track::decode_result(r.call, t.process().mem, *t.process().sink);
     set_regs(t.tid(), regs);
     resume(t);
     return;
@@ -680,6 +740,7 @@ void Session::Impl::clean_forked_child(pid_t child) {
     return;
   }
   RemoteMemory child_mem(child);
+  // The parent's leftovers go in either case: a followed child gets hooks of its own.
   fc.parent->breakpoints.restore_in(child_mem);
   for (auto& r : fc.forker_returns) {
     uint64_t slot = 0;
@@ -691,7 +752,43 @@ void Session::Impl::clean_forked_child(pid_t child) {
     fc.parent->agent->unpatch(child_mem);
     for (auto [slot, ret] : fc.agent_returns) child_mem.write(slot, &ret, 8);
   }
+  if (following()) {
+    resume(*follow_child(child, *fc.parent, false).thread(child));
+    return;
+  }
   ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
+}
+
+// A child traced as a process of its own, with its own tables.  It gets the breakpoint
+// engine even under --engine inject: an agent of its own would need every ring, patch and
+// thread slot set up again in the child (the parent's agent mapping is shared memory the
+// child must never run or record through), for processes that are mostly short-lived.
+// |at_exec|: a vfork child stopped at its exec, a new image (hooks as at a launch);
+// otherwise a forked copy, already cleaned of the parent's hooks, stopped at its first stop.
+Process& Session::Impl::follow_child(pid_t pid, Process& parent, bool at_exec) {
+  Session::ChildTables tables = self.on_child_start(pid, parent.pid());
+  Child& c = children.emplace_back();
+  c.process = std::make_unique<Process>(pid);
+  Process& p = *c.process;
+  p.sink = &tables.sink;
+  p.stacks = &tables.stacks;
+  p.exec_seen = true;       // its exec, if any, is an exec of a traced process
+  p.agent_refused = true;   // breakpoints (above), quietly
+  auto status = proc::read_status(pid);
+  p.command = status ? status->name : parent.command;
+  c.outcome.pid = pid;
+  c.outcome.command = p.command;
+  c.outcome.argv = read_argv(pid);
+  Thread& t = add_thread(p, pid);
+  t.stopped = true;
+  t.in_syscall_event = at_exec;
+  setup_image(p, t, at_exec);
+  if (self.on_checkpoint) self.on_checkpoint(pid, Session::Checkpoint::Attached);
+  return p;
+}
+
+bool Session::Impl::following() const {
+  return opt.follow_forks && self.on_child_start && phase != Phase::Detach;
 }
 
 void Session::Impl::on_exec(Thread& t) {
@@ -699,10 +796,16 @@ void Session::Impl::on_exec(Thread& t) {
   unsigned long former = 0;
   ::ptrace(PTRACE_GETEVENTMSG, t.tid(), nullptr, &former);
   if (t.foreign) {
-    // A vfork child became a new program: no longer shares our memory; let it go.
+    // A vfork child became a new program: no longer shares our memory; let it go, or
+    // with --follow-forks trace the new program from here on.
     end_vfork(t);
     pid_t tid = t.tid();
+    Process& parent = t.process();
     forget_thread(tid);
+    if (following()) {
+      resume(*follow_child(tid, parent, true).thread(tid));
+      return;
+    }
     ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     return;
   }
@@ -731,7 +834,7 @@ void Session::Impl::on_exec(Thread& t) {
   // not exiting (else detach would wait for its end and the scan take it for dead).
   execer->exiting = false;
   execer->tail_call.reset();
-  exited_regs.clear();
+  p.exited_regs.clear();
   drop_agent(p);
   p.mem.reopen();
   p.breakpoints.forget_all();
@@ -742,12 +845,17 @@ void Session::Impl::on_exec(Thread& t) {
   p.hooks_installed = false;
   p.modules.unload_all();
   if (auto status = proc::read_status(p.pid())) p.command = status->name;
+  if (p.pid() != main->pid()) {  // a followed child: its report names the new program
+    Outcome& out = outcome_of(p);
+    out.command = p.command;
+    out.argv = read_argv(p.pid());
+  }
   if (launched && !p.exec_seen) {
     p.exec_seen = true;  // our own execve of the program: nothing of it existed before
     if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Launched);
   } else {
     if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Exec);
-    sink.on_exec(p.pid());
+    p.sink->on_exec(p.pid());
   }
   setup_image(p, *execer, true);
   resume(*execer);
@@ -756,29 +864,29 @@ void Session::Impl::on_exec(Thread& t) {
 void Session::Impl::on_exit_stop(Thread& t) {
   t.exiting = true;
   Process& p = t.process();
-  if (&p == main.get() && !t.foreign) {
+  if (!t.foreign) {
     arch::Registers regs;
-    if (t.tid() != p.pid() && get_regs(t.tid(), regs)) exited_regs.push_back(regs);
+    if (t.tid() != p.pid() && get_regs(t.tid(), regs)) p.exited_regs.push_back(regs);
     // exit_group or a fatal signal: the other threads have SIGKILL pending and may die
     // without an exit stop; waiting for theirs would miss the end scan.
     bool last = true;
     for (auto& [tid, other] : p.threads)
-      if (!other->exiting && !other->foreign && !thread_killed(tid)) last = false;
+      if (!other->exiting && !other->foreign && !thread_killed(p, tid)) last = false;
     if (last) take_final_state(p);
   }
   resume(t);
 }
 
 void Session::Impl::take_final_state(Process& p) {
-  if (final_state_taken) return;
-  final_state_taken = true;
+  if (p.final_state_taken) return;
+  p.final_state_taken = true;
   drain_agent(p, true);
   report_agent(p);
   // A SIGKILL pending only after the scan came during it (its death is reported later, by
   // the loop's next events); one pending before is why we are here (the exit stops).
   bool killed_before = kill_pending(p);
   if (self.on_checkpoint) self.on_checkpoint(p.pid(), Session::Checkpoint::Final);
-  if (!killed_before && kill_pending(p)) killed_in_final = true;
+  if (!killed_before && kill_pending(p)) p.killed_in_final = true;
 }
 
 // SIGKILL sent to a process whose threads all sit in ptrace-stops stays pending (ShdPnd)
@@ -797,8 +905,8 @@ bool Session::Impl::kill_pending(const Process& p) const {
 }
 
 // SIGKILL is pending for thread |tid| (its process is being ended), or it is gone.
-bool Session::Impl::thread_killed(pid_t tid) const {
-  auto status = proc::read_file(fmt::format("/proc/{}/task/{}/status", main ? main->pid() : tid, tid), 4096);
+bool Session::Impl::thread_killed(const Process& p, pid_t tid) const {
+  auto status = proc::read_file(fmt::format("/proc/{}/task/{}/status", p.pid(), tid), 4096);
   if (!status) return true;
   size_t at = status->find("\nSigPnd:");
   if (at == std::string::npos) return false;
@@ -834,7 +942,7 @@ bool Session::Impl::finish_exiting(Process& p, bool scan) {
 
 // Killed during the end scan: ends traced, not detached.
 bool Session::Impl::end_if_killed(Process& p) {
-  if (!killed_in_final) return false;
+  if (!p.killed_in_final) return false;
   run_to_end(p);
   return true;
 }
@@ -850,10 +958,11 @@ void Session::Impl::on_thread_gone(pid_t tid, int status) {
   if (!t) return;
   Process& p = t->process();
   if (t->foreign) end_vfork(*t);
-  if (&p == main.get() && tid == p.pid() && !t->foreign) {
-    if (WIFEXITED(status)) self.outcome_.exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status)) self.outcome_.signal = WTERMSIG(status);
-    if (!self.outcome_.ended_during) self.outcome_.ended_during = killed_in_final ? Phase::Scan : phase;
+  if (tid == p.pid() && !t->foreign) {
+    Outcome& out = outcome_of(p);
+    if (WIFEXITED(status)) out.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) out.signal = WTERMSIG(status);
+    if (!out.ended_during) out.ended_during = p.killed_in_final ? Phase::Scan : phase;
   }
   forget_thread(tid);
 }

@@ -49,11 +49,15 @@ struct Session::Impl {
   /// Events of other threads that came while we waited for one thread (wait_for_thread),
   /// handled by the loop, in order, before it waits again.
   std::deque<std::pair<pid_t, int>> deferred;
-  bool quiescing = false;   ///< stopping everything: resume() leaves threads stopped
+  /// follow_forks: the children traced, in on_child_start order.  Kept after they end: the
+  /// report symbolizes with their modules.  A deque: Process and Outcome never move.
+  struct Child {
+    std::unique_ptr<Process> process;
+    Outcome outcome;
+  };
+  std::deque<Child> children;
   bool launched = false;
-  bool final_state_taken = false;
   Phase phase = Phase::Attach;   ///< what we are doing, for Outcome::ended_during
-  bool killed_in_final = false;  ///< the target died while stopped for the end scan
   Terminal terminal;        ///< job control of a program launched on a terminal
   int job_stop = 0;         ///< the launched program stopped for job control with this signal
   std::chrono::steady_clock::time_point start;
@@ -62,7 +66,6 @@ struct Session::Impl {
   // Hot-path buffers, reused for every event (no allocation per event).
   std::vector<uint8_t> stack_buf;
   std::vector<std::pair<uint64_t, uint64_t>> real_returns;  ///< unwind_stopped's slots to put back
-  std::vector<arch::Registers> exited_regs;  ///< threads of main that ended, at their exit stop
   std::vector<uint64_t> pcs;
 
   // ---- session.cpp
@@ -81,6 +84,11 @@ struct Session::Impl {
   void on_thread_gone(pid_t tid, int status);
   void adopt_early_stop(pid_t tid);
   void clean_forked_child(pid_t child);
+  Process& follow_child(pid_t child, Process& parent, bool at_exec);
+  Outcome& outcome_of(const Process& p);
+  Process* process_of(pid_t pid) const;
+  bool any_traced() const;
+  bool following() const;
   void end_vfork(Thread& child);
   void resume(Thread& t, int sig = 0);
   void step_over(Thread& t, const Breakpoint& bp, arch::Registers& regs);
@@ -96,7 +104,7 @@ struct Session::Impl {
   bool end_if_killed(Process& p);
   void run_to_end(Process& p);
   bool kill_pending(const Process& p) const;
-  bool thread_killed(pid_t tid) const;
+  bool thread_killed(const Process& p, pid_t tid) const;
   void forget_thread(pid_t tid);
   Thread* find(pid_t tid) {
     auto it = by_tid.find(tid);
@@ -152,6 +160,7 @@ bool set_regs(pid_t tid, const arch::Registers& regs);
 
 /// Set by ptmem's signal handlers; polled by the loop.
 bool stop_requested();
+std::vector<std::string> read_argv(pid_t pid);
 void request_stop();
 
 }  // namespace ptmem::ptrace

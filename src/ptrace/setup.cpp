@@ -134,6 +134,8 @@ std::optional<std::string> Session::Impl::launch(const std::vector<std::string>&
     return fmt::format("cannot trace {}: {}", argv[0], why);
   }
   main = std::make_unique<Process>(pid);
+  main->sink = &sink;
+  main->stacks = &stacks;
   main->command = argv[0];
   launched = true;
   Thread& t = add_thread(*main, pid);
@@ -184,6 +186,8 @@ std::optional<std::string> Session::Impl::attach(pid_t pid) {
     return fmt::format("process {} ({}) {}", pid, st->name, bad);
 
   main = std::make_unique<Process>(pid);
+  main->sink = &sink;
+  main->stacks = &stacks;
   main->command = st->name;
   if (auto cmd = proc::read_file(fmt::format("/proc/{}/cmdline", pid), 4096); cmd && !cmd->empty()) {
     std::string first = cmd->substr(0, cmd->find('\0'));
@@ -234,7 +238,8 @@ std::optional<std::string> Session::Impl::attach(pid_t pid) {
 }
 
 bool Session::Impl::stop_all(Process& p, bool interrupt) {
-  quiescing = true;
+  // Only |p| stays stopped: the other traced processes' events are served as usual.
+  p.quiescing = true;
   if (interrupt)
     for (auto& [tid, t] : p.threads)
       if (!t->stopped && !t->in_vfork) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
@@ -254,7 +259,7 @@ bool Session::Impl::stop_all(Process& p, bool interrupt) {
     }
     handle(tid, status);
   }
-  quiescing = false;
+  p.quiescing = false;
   return !p.threads.empty();
 }
 
@@ -349,7 +354,7 @@ void Session::Impl::detach(Process& p) {
              reinterpret_cast<void*>(static_cast<uintptr_t>(t->pending_signal)));
   for (auto& [tid, t] : p.threads) by_tid.erase(tid);
   p.threads.clear();
-  self.outcome_.detached = true;
+  outcome_of(p).detached = true;
 }
 
 }  // namespace ptmem::ptrace

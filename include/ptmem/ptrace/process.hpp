@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ptmem/arch/registers.hpp"
 #include "ptmem/inject/agent_host.hpp"
 #include "ptmem/inject/snapshot_stacks.hpp"
 #include "ptmem/ptrace/breakpoint_table.hpp"
@@ -15,6 +16,11 @@
 #include "ptmem/ptrace/thread.hpp"
 #include "ptmem/symbols/module_map.hpp"
 #include "ptmem/symbols/unwinder.hpp"
+
+namespace ptmem::track {
+class EventSink;
+class StackTable;
+}  // namespace ptmem::track
 
 namespace ptmem::ptrace {
 
@@ -52,6 +58,14 @@ class Process {
   bool record = true;          ///< events of this process go to the sink
   bool exec_seen = false;      ///< launch mode: our own execve of the program has been seen
   std::string command;
+  /// Where this process's events and stacks go: the session's for the main process, the
+  /// tables the CLI gave for a followed child (each child is reported on its own).
+  track::EventSink* sink = nullptr;
+  track::StackTable* stacks = nullptr;
+  bool quiescing = false;          ///< stopping all its threads: resume() leaves them stopped
+  bool final_state_taken = false;  ///< the Final checkpoint ran
+  bool killed_in_final = false;    ///< it died while stopped for the end scan
+  std::vector<arch::Registers> exited_regs;  ///< its threads that ended, at their exit stop
 
   Thread* thread(pid_t tid) {
     auto it = threads.find(tid);

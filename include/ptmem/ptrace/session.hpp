@@ -33,6 +33,10 @@ struct TraceOptions {
   std::optional<std::chrono::microseconds> duration;  ///< stop tracing after this long
   bool quiet = false;                                 ///< no live status line
   bool verbose = false;                               ///< diagnostics on stderr
+  /// Trace the children fork/vfork/clone-without-CLONE_VM make (and what they exec), each
+  /// with its own tables (Session::on_child_start); without it they are cleaned of our
+  /// hooks and let go.
+  bool follow_forks = false;
 };
 
 /// What ptmem was doing: the moment the target ended is reported in these terms.
@@ -47,6 +51,7 @@ struct Outcome {
   bool detached = false;           ///< we detached and it kept running
   std::optional<Phase> ended_during;  ///< when exit_code or signal is set: what ptmem was doing
   std::vector<int> inherited_fds;  ///< open at launch (not leaks)
+  std::vector<std::string> argv;   ///< followed children: /proc/PID/cmdline at start and exec
 };
 
 class Session {
@@ -75,11 +80,32 @@ class Session {
   /// The registers of the threads that ended while traced (not the main thread), at their
   /// exit: their stacks are dead memory, not roots.  Forgotten at exec.
   const std::vector<arch::Registers>& exited_thread_registers() const;
+  /// The same for the traced process |pid| (the main one or a followed child), for the
+  /// checkpoints of a child.
+  std::vector<arch::Registers> thread_registers(pid_t pid) const;
+  const std::vector<arch::Registers>& exited_thread_registers(pid_t pid) const;
+
+  /// --follow-forks: where a new child's events and stacks go.  Called once per followed
+  /// child, at its first stop (a forked child) or at its exec (a vfork child, whose own
+  /// calls before the exec are the parent's memory and not recorded), before any of its
+  /// events and before its Attached checkpoint (its fds then are inherited, not leaks).
+  /// The references must stay valid until the Session is destroyed.
+  struct ChildTables {
+    track::EventSink& sink;
+    track::StackTable& stacks;
+  };
+  std::function<ChildTables(pid_t child, pid_t parent)> on_child_start;
+  /// Followed children, in on_child_start order: how each ended, and its modules (for
+  /// symbolization at report time; they outlive the process).
+  size_t child_count() const;
+  const Outcome& child_outcome(size_t index) const;
+  const symbols::ModuleMap& child_modules(size_t index) const;
   /// Called about once a second with the time since start (live figures).
   std::function<void()> on_tick;
   /// Moments when the target's fds must be compared with /proc/PID/fd (the tracker's
   /// reconciliation): after attach, after an exec (close-on-exec fds are gone), and at the
-  /// end (last exit stop, or just before detach) while the process still exists.
+  /// end (last exit stop, or just before detach) while the process still exists.  With
+  /// follow_forks, for each child too (its pid): Attached when it starts being traced.
   enum class Checkpoint { Attached, Launched, Exec, Final };
   std::function<void(pid_t, Checkpoint)> on_checkpoint;
 
