@@ -177,6 +177,12 @@ std::string to_text(const Report& r) {
                          c.fd_found_closed);
   }
   out += fmt::format("ptmem:   threads seen: {}\n", c.threads_seen);
+  // --follow-forks: each child's own report, after the parent's.
+  for (const Report& child : r.children) {
+    out += fmt::format("\n== child process {}", child.target.pid);
+    if (!child.target.command.empty()) out += fmt::format(" ({})", child.target.command);
+    out += " ==\n" + to_text(child);
+  }
   return out;
 }
 
@@ -297,6 +303,11 @@ ordered_json to_json(const Report& r) {
     used.push_back({{"name", u.name}, {"file", u.file}, {"line", u.line}, {"sites", u.sites},
                     {"blocks", u.blocks}, {"bytes", u.bytes}});
   j["suppressions_used"] = std::move(used);
+  if (r.children_traced) {
+    ordered_json children = ordered_json::array();
+    for (const Report& child : r.children) children.push_back(to_json(child));
+    j["children"] = std::move(children);
+  }
   return j;
 }
 

@@ -93,6 +93,8 @@ struct Report {
   /// allocated while traced: blocks = allocating calls, bytes = their sizes; kind
   /// "allocated".  For profiles (pprof's alloc_space); bytes descending.
   std::vector<Leak> allocated;
+  /// Children were followed (--follow-forks): JSON then has "children", even if empty.
+  bool children_traced = false;
 };
 
 struct ReportOptions {
