@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <fmt/format.h>
 #include <memory>
 #include <optional>
@@ -107,6 +108,7 @@ struct TraceArgs {
   bool no_reachability = false;
   bool quiet = false;
   bool verbose = false;
+  bool follow_forks = false;
   std::vector<std::string> program;
   pid_t pid = 0;
 };
@@ -170,6 +172,8 @@ void add_common_options(CLI::App* app, TraceArgs& a) {
                 "Do not scan the target's memory at the end to classify never-freed blocks");
   app->add_flag("-q,--quiet", a.quiet, "No live figures on the terminal");
   app->add_flag("-v,--verbose", a.verbose, "Diagnostics about hooks and stepping");
+  app->add_flag("--follow-forks", a.follow_forks,
+                "Trace the children the program forks (and what they exec) too, each reported on its own");
 }
 
 void print_status(const track::Tracker& tracker, pid_t pid) {
@@ -265,6 +269,89 @@ std::string suppressions_for(const report::Report& rep) {
   return out;
 }
 
+// What the checkpoints gather for one traced process: the end scan and the fds at the end.
+struct EndState {
+  std::optional<track::Reachability> reachability;
+  std::vector<proc::FdEntry> fds_at_end;
+};
+
+// A checkpoint of one traced process, the main one or a followed child (|child|: its fds
+// when it starts being traced are inherited from its parent, not leaks of its own).
+void take_checkpoint(const TraceArgs& a, const ptrace::Session& session, pid_t pid, ptrace::Session::Checkpoint cp,
+                     track::Tracker& tracker, EndState& end, bool child) {
+  // The end: every thread is stopped and the memory is still there, so which blocks are
+  // still reachable can be read now (a pause of the target proportional to its memory).
+  if (cp == ptrace::Session::Checkpoint::Final) util::test_pause("scan");
+  if (cp == ptrace::Session::Checkpoint::Final && !a.fds_only && !a.no_reachability)
+  {
+    auto t0 = std::chrono::steady_clock::now();
+    end.reachability = scan_reachability(pid, tracker, session.thread_registers(pid), session.exited_thread_registers(pid));
+    if (a.verbose && end.reachability)
+      util::eprint("ptmem: reachability: {} MiB of roots and {} blocks scanned in {} ms\n",
+                 end.reachability->root_bytes_scanned() >> 20, tracker.allocations().size(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+  }
+  bool readable = false;
+  auto fds = proc::read_fds(pid, proc::kDefaultRoot, &readable);
+  if (!readable) return;
+  tracker.reconcile_fds(fds, cp == ptrace::Session::Checkpoint::Exec);
+  if (cp == ptrace::Session::Checkpoint::Launched)
+    tracker.mark_inherited(session.outcome().inherited_fds);
+  if (child && cp == ptrace::Session::Checkpoint::Attached) {
+    std::vector<int> open;
+    for (auto& f : fds) open.push_back(f.fd);
+    tracker.mark_inherited(open);
+  }
+  if (cp == ptrace::Session::Checkpoint::Final) end.fds_at_end = std::move(fds);
+}
+
+// --follow-forks: each followed child's own tables (the session's on_child_start order),
+// checkpoints and report.
+class ChildTraces {
+ public:
+  ChildTraces(const TraceArgs& a, ptrace::Session& session) : a_(a), session_(session) {
+    if (!a.follow_forks) return;
+    session.on_child_start = [this](pid_t pid, pid_t) {
+      Child& c = children_.emplace_back();
+      c.pid = pid;
+      return ptrace::Session::ChildTables{c.tracker, c.stacks};
+    };
+  }
+  /// Takes the checkpoint if |pid| is a child; false if it is the main process.
+  bool checkpoint(pid_t pid, ptrace::Session::Checkpoint cp) {
+    for (auto it = children_.rbegin(); it != children_.rend(); ++it)  // latest first: pids get reused
+      if (it->pid == pid) {
+        take_checkpoint(a_, session_, pid, cp, it->tracker, it->end, true);
+        return true;
+      }
+    return false;
+  }
+  /// Adds each child's report to |rep| (built like the main one with |ropt|).
+  void add_reports(report::Report& rep, report::ReportOptions ropt) const {
+    rep.children_traced = a_.follow_forks;
+    for (size_t i = 0; i < children_.size() && i < session_.child_count(); ++i) {
+      const Child& c = children_[i];
+      const ptrace::Outcome& out = session_.child_outcome(i);
+      symbols::Symbolizer symbolizer(session_.child_modules(i));
+      report::SymbolizerFrames frames(symbolizer);
+      report::TargetInfo target{out.pid, out.command, out.exit_code, out.signal, out.detached, out.argv};
+      ropt.reachability = c.end.reachability ? &*c.end.reachability : nullptr;
+      rep.children.push_back(report::build_report(c.tracker, c.stacks, frames, target, c.end.fds_at_end, ropt));
+    }
+  }
+
+ private:
+  struct Child {
+    pid_t pid = 0;
+    track::Tracker tracker;
+    track::StackTable stacks;
+    EndState end;
+  };
+  const TraceArgs& a_;
+  ptrace::Session& session_;
+  std::deque<Child> children_;  // the session holds references: never moved
+};
+
 int run_trace(TraceArgs& a, bool launch) {
   std::string error;
   if (!a.output_dir.empty() && ::mkdir(a.output_dir.c_str(), 0777) != 0 && errno != EEXIST) {
@@ -292,34 +379,19 @@ int run_trace(TraceArgs& a, bool launch) {
   opt.verbose = a.verbose;
   opt.engine = a.engine == "inject" ? ptrace::Engine::Inject : ptrace::Engine::Breakpoint;
   if (!a.duration.empty()) opt.duration = util::parse_duration(a.duration);
+  opt.follow_forks = a.follow_forks;
 
   track::Tracker tracker;
   track::StackTable stacks;
   ptrace::Session session(opt, tracker, stacks);
   ptrace::Session::install_signal_handlers();
 
-  std::vector<proc::FdEntry> fds_at_end;
-  std::optional<track::Reachability> reachability;
+  EndState end;
+  auto& fds_at_end = end.fds_at_end;
+  auto& reachability = end.reachability;
+  ChildTraces children(a, session);
   session.on_checkpoint = [&](pid_t pid, ptrace::Session::Checkpoint cp) {
-    // The end: every thread is stopped and the memory is still there, so which blocks are
-    // still reachable can be read now (a pause of the target proportional to its memory).
-    if (cp == ptrace::Session::Checkpoint::Final) util::test_pause("scan");
-    if (cp == ptrace::Session::Checkpoint::Final && !a.fds_only && !a.no_reachability)
-    {
-      auto t0 = std::chrono::steady_clock::now();
-      reachability = scan_reachability(pid, tracker, session.thread_registers(), session.exited_thread_registers());
-      if (a.verbose && reachability)
-        util::eprint("ptmem: reachability: {} MiB of roots and {} blocks scanned in {} ms\n",
-                   reachability->root_bytes_scanned() >> 20, tracker.allocations().size(),
-                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
-    }
-    bool readable = false;
-    auto fds = proc::read_fds(pid, proc::kDefaultRoot, &readable);
-    if (!readable) return;
-    tracker.reconcile_fds(fds, cp == ptrace::Session::Checkpoint::Exec);
-    if (cp == ptrace::Session::Checkpoint::Launched)
-      tracker.mark_inherited(session.outcome().inherited_fds);
-    if (cp == ptrace::Session::Checkpoint::Final) fds_at_end = std::move(fds);
+    if (!children.checkpoint(pid, cp)) take_checkpoint(a, session, pid, cp, tracker, end, false);
   };
   bool live = !a.quiet && ::isatty(2);
   if (live) session.on_tick = [&] { print_status(tracker, session.outcome().pid); };
@@ -354,6 +426,7 @@ int run_trace(TraceArgs& a, bool launch) {
   ropt.reachability = reachability ? &*reachability : nullptr;
   for (const Output& o : *outputs) ropt.allocated_sites |= report::info(o.format).needs_allocated;
   auto rep = report::build_report(tracker, stacks, frames, target, fds_at_end, ropt);
+  children.add_reports(rep, ropt);
   suppressions.apply(rep);
   report::hide_kinds(rep, shown);
   bool failed = false;
