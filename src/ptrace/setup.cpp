@@ -325,6 +325,22 @@ void Session::Impl::flush_pending_traps(Process& p) {
 void Session::Impl::detach(Process& p) {
   stop_all(p);
   flush_pending_traps(p);
+  // A child forked just before the stop, whose first stop has not come yet, has a copy of
+  // our int3s: clean it (and let it go) while our table still says where they are.
+  auto forks_pending = [&] {
+    for (auto& [_, fc] : forked)
+      if (fc.parent == &p && !fc.vfork) return true;
+    return false;
+  };
+  while (forks_pending()) {
+    int status;
+    pid_t tid = next_event(status);
+    if (tid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    handle(tid, status);
+  }
   if (p.threads.empty()) return;
   if (finish_exiting(p)) return;  // it was ending anyway: not detached
   remove_agent(p);
