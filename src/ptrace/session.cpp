@@ -272,6 +272,16 @@ pid_t Session::Impl::next_event(int& status) {
   return tid;
 }
 
+// Waits for the next event and handles it.  False when nothing is left to wait for; true
+// also when the wait was interrupted, so that the caller checks its condition again.
+bool Session::Impl::serve_next_event() {
+  int status;
+  pid_t tid = next_event(status);
+  if (tid < 0) return errno == EINTR;
+  handle(tid, status);
+  return true;
+}
+
 // waitpid(-1) always reports the first stopped tracee in the kernel's list: with threads
 // stopping faster than ptmem serves them (64 busy threads on breakpoints), the ones late
 // in the list would wait forever.  Every stop already pending joins the queue behind the
@@ -918,15 +928,8 @@ bool Session::Impl::thread_killed(const Process& p, pid_t tid) const {
 // take in their ends, so that the report has its exit status.
 void Session::Impl::run_to_end(Process& p) {
   for (auto& [tid, t] : p.threads) resume(*t, std::exchange(t->pending_signal, 0));
-  while (!p.threads.empty()) {
-    int status;
-    pid_t tid = next_event(status);
-    if (tid < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    handle(tid, status);
-  }
+  while (!p.threads.empty())
+    if (!serve_next_event()) break;
 }
 
 // Every thread stopped in its exit (exit_group under way): detached now, its exit status

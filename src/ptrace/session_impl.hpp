@@ -71,6 +71,7 @@ struct Session::Impl {
   // ---- session.cpp
   void loop();
   pid_t next_event(int& status);
+  bool serve_next_event();
   void take_ready_events();
   pid_t wait_for_thread(Thread& t, int& status);
   void handle(pid_t tid, int status);

@@ -250,15 +250,8 @@ bool Session::Impl::stop_all(Process& p, bool interrupt) {
   };
   // Events already taken from the kernel but not handled (deferred) belong to this stop
   // too: a signal owed, an exit under way.  Left for after the detach, they would be lost.
-  while (!all_stopped() || !deferred.empty()) {
-    int status;
-    pid_t tid = next_event(status);
-    if (tid < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    handle(tid, status);
-  }
+  while (!all_stopped() || !deferred.empty())
+    if (!serve_next_event()) break;
   p.quiescing = false;
   return !p.threads.empty();
 }
@@ -332,15 +325,8 @@ void Session::Impl::detach(Process& p) {
       if (fc.parent == &p && !fc.vfork) return true;
     return false;
   };
-  while (forks_pending()) {
-    int status;
-    pid_t tid = next_event(status);
-    if (tid < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    handle(tid, status);
-  }
+  while (forks_pending())
+    if (!serve_next_event()) break;
   if (p.threads.empty()) return;
   if (finish_exiting(p)) return;  // it was ending anyway: not detached
   remove_agent(p);
