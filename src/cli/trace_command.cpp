@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <memory>
 #include <optional>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
@@ -312,6 +313,16 @@ class ChildTraces {
   ChildTraces(const TraceArgs& a, ptrace::Session& session) : a_(a), session_(session) {
     if (!a.follow_forks) return;
     session.on_child_start = [this](pid_t pid, pid_t) {
+      // Each child's modules stay open until the report: a program that runs many
+      // commands needs more fds than the usual 1024.  Raised only now, after the launch,
+      // so that the traced program keeps the limit it was given.
+      if (children_.empty()) {
+        rlimit rl;
+        if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+          rl.rlim_cur = rl.rlim_max;
+          ::setrlimit(RLIMIT_NOFILE, &rl);
+        }
+      }
       Child& c = children_.emplace_back();
       c.pid = pid;
       return ptrace::Session::ChildTables{c.tracker, c.stacks};

@@ -10,12 +10,15 @@ namespace ptmem::ptrace {
 
 RemoteMemory::RemoteMemory(pid_t pid) : pid_(pid) { reopen(); }
 
-RemoteMemory::~RemoteMemory() {
+RemoteMemory::~RemoteMemory() { close(); }
+
+void RemoteMemory::close() {
   if (mem_fd_ >= 0) ::close(mem_fd_);
+  mem_fd_ = -1;
 }
 
 void RemoteMemory::reopen() {
-  if (mem_fd_ >= 0) ::close(mem_fd_);
+  close();
   auto path = "/proc/" + std::to_string(pid_) + "/mem";
   mem_fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
 }

@@ -968,6 +968,19 @@ void Session::Impl::on_thread_gone(pid_t tid, int status) {
     if (!out.ended_during) out.ended_during = p.killed_in_final ? Phase::Scan : phase;
   }
   forget_thread(tid);
+  if (p.threads.empty()) retire(p);
+}
+
+// A followed child's trace is over: only its modules are needed still (the report).  Its
+// memory fd and unwinder go now, or a program running thousands of commands would run
+// ptmem out of file descriptors.
+void Session::Impl::retire(Process& p) {
+  if (&p == main.get()) return;
+  p.mem.close();
+  p.unwinder.reset();
+  p.agent_stacks.reset();
+  p.breakpoints.forget_all();
+  p.scratch.clear();
 }
 
 }  // namespace ptmem::ptrace

@@ -86,6 +86,7 @@ struct Session::Impl {
   void adopt_early_stop(pid_t tid);
   void clean_forked_child(pid_t child);
   Process& follow_child(pid_t child, Process& parent, bool at_exec);
+  void retire(Process& p);
   Outcome& outcome_of(const Process& p);
   Process* process_of(pid_t pid) const;
   bool any_traced() const;

@@ -357,6 +357,7 @@ void Session::Impl::detach(Process& p) {
   for (auto& [tid, t] : p.threads) by_tid.erase(tid);
   p.threads.clear();
   outcome_of(p).detached = true;
+  retire(p);
 }
 
 }  // namespace ptmem::ptrace

@@ -18,6 +18,8 @@ class RemoteMemory final : public arch::MemoryAccess {
 
   /// After exec the old /proc/PID/mem refers to the dead address space: reopen.
   void reopen();
+  /// The process is no longer traced: holds no fd from now on (reads and writes fail).
+  void close();
   pid_t pid() const { return pid_; }
 
   bool read(uint64_t addr, void* buf, size_t len) override;
