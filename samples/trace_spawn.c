@@ -116,7 +116,7 @@ static int clone3_mode(void) {
   long pid = syscall(SYS_clone3, &a, sizeof a);
   if (pid < 0) die("clone3 process");
   if (pid == 0) {
-    kept[3] = malloc(77);
+    kept[3] = malloc(77);  // @leak clone3-child
     _exit(5);
   }
   int status;
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "spawn";
   if (strcmp(mode, "spawn") == 0) return spawn_mode();
   if (strcmp(mode, "spawned") == 0) {
-    kept[5] = malloc(99);
+    kept[5] = malloc(99);  // @leak spawned
     say("spawned running\n");
     return 7;
   }

@@ -134,3 +134,35 @@ TEST_CASE("trace attach: --follow-forks, detach while a child runs: it is detach
   CHECK(WIFEXITED(*st));
   CHECK(WEXITSTATUS(*st) == 0);
 }
+
+// posix_spawn's child is a vfork child: its calls before the exec are in the parent's
+// memory (not recorded); the program it execs is traced from the exec on.  A clone3 child
+// process (not a thread, no CLONE_VM) is a fork.
+TEST_CASE("trace launch: --follow-forks traces a posix_spawn'ed program and a clone3 child process") {
+  const std::string f = "trace_spawn.c";
+  struct Case {
+    const char* mode;
+    const char* out;
+    const char* child_marker;
+    int child_exit;
+    long child_bytes;
+  };
+  for (const Case& c : {Case{"spawn", "spawned running\nspawned exited 7\n", "@leak spawned", 7, 99},
+                        Case{"clone3", "clone3 thread done\nclone3 child exited 5\n", "@leak clone3-child", 5, 77}}) {
+    CAPTURE(c.mode);
+    auto r = launch_traced({sample("trace_spawn"), c.mode}, {"--follow-forks"});
+    const std::string ctx = r.describe();
+    INFO(ctx);
+    CHECK(r.status == 0);
+    CHECK(r.out == c.out);
+    REQUIRE(r.parsed);
+    CHECK(leaks_of(r.report).size() == 2);  // the parent's own two sites, as without the option
+    REQUIRE(r.report.contains("children"));
+    REQUIRE(r.report["children"].size() == 1);
+    const Json& child = r.report["children"][0];
+    CHECK(child["target"]["command"] == "trace_spawn");
+    CHECK(child["target"]["exit_code"] == c.child_exit);
+    CHECK(expect_site(child, f, marker_line(f, c.child_marker), 1, 1, c.child_bytes) == "");
+    CHECK(leaks_of(child).size() == 1);
+  }
+}
