@@ -257,6 +257,9 @@ void Session::Impl::refresh_modules(Process& p, Thread& t) {
   }
   auto maps = proc::read_maps(p.pid());
   if (!maps) return;
+  // The agent's records made so far carry stacks of the modules mapped until now: intern
+  // them before a dlclose ends those modules' generation, or their frames go unresolved.
+  drain_agent(p);
   std::vector<uint32_t> added, removed;
   if (!p.modules.update(*maps, &added, &removed) && p.hooks_installed) return;
   for (uint32_t id : removed) {
