@@ -5,6 +5,7 @@
 // the report is built the same way after either.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <sys/stat.h>
 
 #include "../support/process.hpp"
@@ -170,4 +171,35 @@ TEST_CASE("report options: several forms from one run, each whole; bad combinati
     CHECK(one_line(r.err));
     CHECK(r.err.find(opt) != std::string::npos);
   }
+}
+
+TEST_CASE("report options: --show-kinds, suppressions and the exit codes apply to each followed child") {
+  // trace_forks: every leak is still reachable (globals hold them); child 2 leaks an fd.
+  // Parent 2x24, child 1 3x40, child 2 2x100 + fd, grandchild (trace_malloc) 1836 bytes.
+  auto lsan = temp_dir() + "/lsan.txt";
+  {
+    std::ofstream(lsan) << "leak:child1\n";
+  }
+  auto r = launch_plain({sample("trace_forks")}, {"--follow-forks", "--error-exitcode", "42", "--fd-error-exitcode", "43"});
+  INFO(r.describe());
+  REQUIRE(r.parsed);
+  REQUIRE(r.report["children"].size() == 3);
+  // Nothing shown (reachable only): no memory exit code, but child 2's fd counts.
+  CHECK(r.status == 43);
+  CHECK(summary(r.report, "hidden_bytes") == 48);
+  std::vector<long> hidden;
+  for (auto& c : r.report["children"]) hidden.push_back(summary(c, "hidden_bytes"));
+  CHECK(hidden == std::vector<long>{120, 200, 1836});
+
+  r = launch_plain({sample("trace_forks")}, {"--follow-forks", "--show-kinds", "all", "--suppressions", lsan,
+                                              "--error-exitcode", "42"});
+  INFO(r.describe());
+  REQUIRE(r.parsed);
+  CHECK(r.status == 42);
+  std::vector<std::pair<long, long>> shown_suppressed;
+  for (auto& c : r.report["children"])
+    shown_suppressed.emplace_back(summary(c, "leaked_bytes"), summary(c, "suppressed_bytes"));
+  CHECK(shown_suppressed == std::vector<std::pair<long, long>>{{0, 120}, {200, 0}, {1836, 0}});
+  CHECK(r.report["children"][0]["suppressions_used"][0]["name"] == "child1");
+  CHECK(summary(r.report, "leaked_bytes") == 48);
 }

@@ -16,20 +16,6 @@ namespace {
 
 const std::string kMalloc = "trace_malloc.c";
 
-// The entries valgrind's --gen-suppressions=all wrote into its log: the lines from a "{"
-// line to the next "}" line.
-std::string entries_in(const std::string& log) {
-  std::istringstream in(log);
-  std::string out, line;
-  bool inside = false;
-  while (std::getline(in, line)) {
-    if (line == "{") inside = true;
-    if (inside) out += line + "\n";
-    if (line == "}") inside = false;
-  }
-  return out;
-}
-
 std::string write_file(const std::string& name, const std::string& text) {
   std::string path = temp_dir() + "/" + name;
   std::ofstream(path) << text;
@@ -50,7 +36,7 @@ TEST_CASE("suppressions: a .supp file written by valgrind suppresses the same le
   auto vg = run({valgrind, "--leak-check=full", "--show-leak-kinds=all", "--gen-suppressions=all",
                  "--log-file=" + log, sample("trace_malloc")});
   REQUIRE(vg.status == 0);
-  std::string supp = entries_in(read_text_file(log));
+  std::string supp = supp_entries(read_text_file(log));
   REQUIRE(supp.find("Memcheck:Leak") != std::string::npos);
   auto path = write_file("valgrind.supp", supp);
 

@@ -223,6 +223,18 @@ static std::string env_or(const char* name, const char* fallback) {
 
 std::string ptmem() { return env_or("PTMEM", "build/ptmem"); }
 std::string sample(const std::string& name) { return env_or("SAMPLES", "build/samples") + "/" + name; }
+std::string supp_entries(const std::string& log) {
+  std::istringstream in(log);
+  std::string line, out;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line == "{") inside = true;
+    if (inside) out += line + "\n";
+    if (line == "}") inside = false;
+  }
+  return out;
+}
+
 std::string find_in_path(const std::string& name) {
   const char* env = std::getenv("PATH");
   std::string dirs = env ? env : "/usr/bin:/bin";

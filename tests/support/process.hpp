@@ -74,6 +74,9 @@ std::string ptmem();
 std::string sample(const std::string& name);
 /// The first executable |name| in $PATH ("" if none): run() execs a path, not a name.
 std::string find_in_path(const std::string& name);
+/// The suppression entries memcheck's --gen-suppressions=all wrote into its log: each
+/// from a "{" line to the next "}" line, between its "==PID==" lines.
+std::string supp_entries(const std::string& log);
 /// $BUILD_DIR/<rel>.
 std::string build_path(const std::string& rel);
 /// A fresh temporary directory, removed with its files at exit of the test binary.

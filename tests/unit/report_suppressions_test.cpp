@@ -59,19 +59,6 @@ std::string matched(const Suppressions& s, const Leak& l) {
   return m ? m->name : "-";
 }
 
-// The entries memcheck printed with --gen-suppressions=all, between its "==PID==" lines.
-std::string supp_entries(const std::string& log) {
-  std::istringstream in(log);
-  std::string line, out;
-  bool inside = false;
-  while (std::getline(in, line)) {
-    if (line == "{") inside = true;
-    if (inside) out += line + "\n";
-    if (line == "}") inside = false;
-  }
-  return out;
-}
-
 // Runs memcheck on a sample and returns its generated suppressions, each named by |prefix|
 // and its position (valgrind names them all "<insert_a_suppression_name_here>").
 std::string valgrind_suppressions(const std::string& sample, const std::string& prefix) {
@@ -82,7 +69,7 @@ std::string valgrind_suppressions(const std::string& sample, const std::string& 
                       "--log-file=" + log, test::build_path("samples/" + sample)});
   INFO(r.err);
   REQUIRE(r.status == 0);
-  std::string entries = supp_entries(test::read_text_file(log));
+  std::string entries = test::supp_entries(test::read_text_file(log));
   std::string named;
   int n = 0;
   std::istringstream in(entries);
