@@ -245,18 +245,6 @@ std::optional<std::vector<Output>> plan_outputs(const TraceArgs& a, std::string*
   return out;
 }
 
-// /proc/PID/cmdline: NUL-terminated arguments.
-std::vector<std::string> split_cmdline(const std::string& bytes) {
-  std::vector<std::string> argv;
-  for (size_t at = 0; at < bytes.size();) {
-    size_t end = bytes.find('\0', at);
-    if (end == std::string::npos) end = bytes.size();
-    argv.push_back(bytes.substr(at, end - at));
-    at = end + 1;
-  }
-  return argv;
-}
-
 // --gen-suppressions: an entry per reported site, memcheck's way.
 std::string suppressions_for(const report::Report& rep) {
   std::string out;
@@ -282,7 +270,13 @@ void take_checkpoint(const TraceArgs& a, const ptrace::Session& session, pid_t p
                      track::Tracker& tracker, EndState& end, bool child) {
   // The end: every thread is stopped and the memory is still there, so which blocks are
   // still reachable can be read now (a pause of the target proportional to its memory).
-  if (cp == ptrace::Session::Checkpoint::Final) util::test_pause("scan");
+  if (cp == ptrace::Session::Checkpoint::Final) {
+    util::test_pause("scan");
+    // The names of the threads still running (those that ended were named at their end).
+    for (pid_t tid : proc::list_tasks(pid))
+      if (auto comm = proc::read_file(fmt::format("/proc/{}/task/{}/comm", pid, tid), 64); comm && !comm->empty())
+        tracker.on_thread_name(tid, std::string_view(*comm).substr(0, comm->find('\n')));
+  }
   if (cp == ptrace::Session::Checkpoint::Final && !a.fds_only && !a.no_reachability)
   {
     auto t0 = std::chrono::steady_clock::now();
@@ -398,8 +392,6 @@ int run_trace(TraceArgs& a, bool launch) {
   ptrace::Session::install_signal_handlers();
 
   EndState end;
-  auto& fds_at_end = end.fds_at_end;
-  auto& reachability = end.reachability;
   ChildTraces children(a, session);
   session.on_checkpoint = [&](pid_t pid, ptrace::Session::Checkpoint cp) {
     if (!children.checkpoint(pid, cp)) take_checkpoint(a, session, pid, cp, tracker, end, false);
@@ -407,15 +399,53 @@ int run_trace(TraceArgs& a, bool launch) {
   bool live = !a.quiet && ::isatty(2);
   if (live) session.on_tick = [&] { print_status(tracker, session.outcome().pid); };
 
+  // The report of the tables as they are, with what the checkpoints gathered in |state|.
+  auto build = [&](const ptrace::Outcome& out, const EndState& state) {
+    symbols::Symbolizer symbolizer(session.modules());
+    report::SymbolizerFrames frames(symbolizer);
+    report::TargetInfo target{out.pid, out.command, out.exit_code, out.signal, out.detached, out.argv};
+    report::ReportOptions ropt;
+    ropt.depth = a.depth;
+    ropt.memory = !a.fds_only;
+    ropt.fds = !a.no_fds;
+    ropt.reachability = state.reachability ? &*state.reachability : nullptr;
+    for (const Output& o : *outputs) ropt.allocated_sites |= report::info(o.format).needs_allocated;
+    auto rep = report::build_report(tracker, stacks, frames, target, state.fds_at_end, ropt);
+    children.add_reports(rep, ropt);
+    suppressions.apply(rep);
+    report::hide_kinds(rep, shown);
+    return rep;
+  };
+  auto write_outputs = [&](const report::Report& rep) {
+    bool ok = true;
+    for (const Output& o : *outputs) {
+      std::string text = report::render(rep, o.format);
+      if (o.path.empty()) {
+        util::eprint("{}", text);
+      } else if (!util::write_file_atomically(o.path, text, &error)) {
+        util::eprint("ptmem: error: {}\n", error);
+        ok = false;
+      }
+    }
+    return ok;
+  };
+  // SIGUSR1: the report of the moment, to the same places, the target running on.  No end
+  // scan (it would stop the target), so kinds are unclassified; fds as /proc has them now.
+  session.on_snapshot = [&] {
+    EndState now;
+    now.fds_at_end = proc::read_fds(session.outcome().pid);
+    auto rep = build(session.outcome(), now);
+    if (write_outputs(rep))
+      util::eprint("ptmem: report of the moment written: {} bytes in {} blocks live, {} fds open\n",
+                   rep.summary.counters.live_bytes, rep.summary.counters.live_blocks, rep.summary.fd_open_at_end);
+  };
+
   auto err = launch ? session.launch(a.program) : session.attach(a.pid);
   if (err) {
     util::eprint("ptmem: error: {}\n", *err);
     return 1;
   }
   pid_t pid = session.outcome().pid;
-  std::vector<std::string> target_argv = a.program;
-  if (!launch)
-    if (auto cmd = proc::read_file(fmt::format("/proc/{}/cmdline", pid), 1 << 20)) target_argv = split_cmdline(*cmd);
   if (launch) util::eprint("ptmem: tracing {}\n", pid);
   else
     util::eprint("ptmem: attached to process {} ({} thread{})\n", pid, session.thread_count(),
@@ -427,29 +457,8 @@ int run_trace(TraceArgs& a, bool launch) {
   if (out.detached) util::eprint("ptmem: detached from process {}\n", pid);
   else if (auto line = ending_line(out, launch)) util::eprint("{}\n", *line);
 
-  symbols::Symbolizer symbolizer(session.modules());
-  report::SymbolizerFrames frames(symbolizer);
-  report::TargetInfo target{pid, out.command, out.exit_code, out.signal, out.detached, target_argv};
-  report::ReportOptions ropt;
-  ropt.depth = a.depth;
-  ropt.memory = !a.fds_only;
-  ropt.fds = !a.no_fds;
-  ropt.reachability = reachability ? &*reachability : nullptr;
-  for (const Output& o : *outputs) ropt.allocated_sites |= report::info(o.format).needs_allocated;
-  auto rep = report::build_report(tracker, stacks, frames, target, fds_at_end, ropt);
-  children.add_reports(rep, ropt);
-  suppressions.apply(rep);
-  report::hide_kinds(rep, shown);
-  bool failed = false;
-  for (const Output& o : *outputs) {
-    std::string text = report::render(rep, o.format);
-    if (o.path.empty()) {
-      util::eprint("{}", text);
-    } else if (!util::write_file_atomically(o.path, text, &error)) {
-      util::eprint("ptmem: error: {}\n", error);
-      failed = true;
-    }
-  }
+  auto rep = build(out, end);
+  bool failed = !write_outputs(rep);
   if (a.gen_suppressions->count() > 0) {
     std::string entries = suppressions_for(rep);
     if (a.gen_suppressions_file.empty()) util::eprint("{}", entries);

@@ -28,6 +28,8 @@ namespace {
 volatile sig_atomic_t g_stop = 0;
 
 void on_stop_signal(int) { g_stop = 1; }
+volatile sig_atomic_t g_snapshot = 0;
+void on_snapshot_signal(int) { g_snapshot = 1; }
 void on_alarm(int) {}
 
 bool is_stop_signal(int sig) {
@@ -77,6 +79,8 @@ void Session::install_signal_handlers() {
   sigaction(SIGHUP, &sa, nullptr);
   sa.sa_handler = on_alarm;
   sigaction(SIGALRM, &sa, nullptr);
+  sa.sa_handler = on_snapshot_signal;
+  sigaction(SIGUSR1, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -93,6 +97,7 @@ std::optional<std::string> Session::launch(const std::vector<std::string>& argv)
   if (!err) {
     outcome_.pid = impl_->main->pid();
     outcome_.command = impl_->main->command;
+    outcome_.argv = argv;
   }
   return err;
 }
@@ -111,6 +116,7 @@ std::optional<std::string> Session::attach(pid_t pid) {
   if (!err) {
     outcome_.pid = impl_->main->pid();
     outcome_.command = impl_->main->command;
+    outcome_.argv = read_argv(pid);
     // Killed while we set up, with every thread stopped: its end is reported later, by the
     // loop, but it happened now.
     if (impl_->kill_pending(*impl_->main)) outcome_.ended_during = Phase::Attach;
@@ -221,6 +227,12 @@ void Session::Impl::loop() {
     if (now >= next_tick) {
       next_tick = now + std::chrono::seconds(1);
       if (self.on_tick) self.on_tick();
+    }
+    if (g_snapshot) {
+      // SIGUSR1: the tables as of now, with what the agents recorded up to here.
+      g_snapshot = 0;
+      if (main) drain_agent(*main);
+      if (self.on_snapshot) self.on_snapshot();
     }
     int status;
     if (job_stop) {
@@ -877,6 +889,10 @@ void Session::Impl::on_exit_stop(Thread& t) {
   if (!t.foreign) {
     arch::Registers regs;
     if (t.tid() != p.pid() && get_regs(t.tid(), regs)) p.exited_regs.push_back(regs);
+    // Its name while /proc still has it: the report attributes its blocks to it.
+    if (p.record && p.sink)
+      if (auto comm = proc::read_file(fmt::format("/proc/{}/comm", t.tid()), 64); comm && !comm->empty())
+        p.sink->on_thread_name(t.tid(), std::string_view(*comm).substr(0, comm->find('\n')));
     // exit_group or a fatal signal: the other threads have SIGKILL pending and may die
     // without an exit stop; waiting for theirs would miss the end scan.
     bool last = true;

@@ -90,7 +90,11 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
     r.summary.classified = reach != nullptr;
     if (reach) r.summary.scan = reach->stats();
     absl::flat_hash_map<std::pair<track::StackId, int>, Totals> by_stack;
+    absl::flat_hash_map<pid_t, Totals> by_thread;
     tracker.allocations().for_each([&](const track::Block& b) {
+      Totals& th = by_thread[b.tid];
+      ++th.blocks;
+      th.bytes += b.size;
       int kind = reach ? static_cast<int>(reach->kind_of(b.address)) : kUnclassified;
       Totals& t = by_stack[{b.stack, kind}];
       ++t.blocks;
@@ -128,6 +132,14 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
     };
     std::stable_sort(r.leaks.begin(), r.leaks.end(), by_size);
     r.summary.leak_sites = r.leaks.size();
+
+    for (const auto& [tid, t] : by_thread) {
+      auto name = tracker.thread_names().find(tid);
+      r.threads.push_back({tid, name == tracker.thread_names().end() ? "" : name->second, t.blocks, t.bytes});
+    }
+    std::sort(r.threads.begin(), r.threads.end(), [](const ThreadLive& a, const ThreadLive& b) {
+      return a.bytes != b.bytes ? a.bytes > b.bytes : a.tid < b.tid;
+    });
 
     // Every allocating site, grouped by what it prints as, like the leaks.
     std::map<std::string, size_t> site_of;

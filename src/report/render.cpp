@@ -152,6 +152,18 @@ std::string to_text(const Report& r) {
     if (c.exec_dropped_blocks)
       out += fmt::format("ptmem:   dropped at exec: {} bytes in {} {}\n", c.exec_dropped_bytes,
                          c.exec_dropped_blocks, plural(c.exec_dropped_blocks, "block", "blocks"));
+    if (r.threads.size() > 1) {
+      // Which thread allocated what is left: the worker holding the memory (worth a line
+      // only when more than one thread holds some).
+      out += "ptmem:   live at the end, by allocating thread:\n";
+      constexpr size_t kShown = 10;
+      for (size_t i = 0; i < r.threads.size() && i < kShown; ++i) {
+        const ThreadLive& t = r.threads[i];
+        out += fmt::format("ptmem:     {} ({}): {} {} in {} {}\n", t.tid, t.name.empty() ? "?" : t.name, t.bytes,
+                           plural(t.bytes, "byte", "bytes"), t.blocks, plural(t.blocks, "block", "blocks"));
+      }
+      if (r.threads.size() > kShown) out += fmt::format("ptmem:     ... and {} more threads\n", r.threads.size() - kShown);
+    }
     if (r.hidden_sites)
       out += fmt::format("ptmem:   not shown (--show-kinds): {} {} in {} {} ({} {})\n", r.hidden_bytes,
                          plural(r.hidden_bytes, "byte", "bytes"), r.hidden_blocks,
@@ -297,6 +309,11 @@ ordered_json to_json(const Report& r) {
     fds.push_back(std::move(e));
   }
   j["fd_leaks"] = std::move(fds);
+
+  ordered_json threads = ordered_json::array();
+  for (const ThreadLive& t : r.threads)
+    threads.push_back({{"tid", t.tid}, {"name", t.name}, {"live_blocks", t.blocks}, {"live_bytes", t.bytes}});
+  j["threads"] = std::move(threads);
 
   ordered_json used = ordered_json::array();
   for (const SuppressionUse& u : r.suppressions_used)

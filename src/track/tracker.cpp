@@ -63,6 +63,8 @@ void Tracker::on_realloc_call(pid_t tid) {
 
 void Tracker::on_thread_start(pid_t tid) { note_thread(tid); }
 
+void Tracker::on_thread_name(pid_t tid, std::string_view name) { thread_names_[tid] = std::string(name); }
+
 void Tracker::on_fd_close_begin(pid_t tid, int fd) {
   std::erase_if(closing_, [&](const Closing& c) { return c.tid == tid; });  // one per thread
   closing_.push_back({fd, tid, false});

@@ -287,3 +287,45 @@ TEST_CASE("trace attach: the target dying during the attach ends ptmem cleanly")
   MESSAGE("target died during or right after the attach: " << reports << " reports, " << errors
                                                              << " one-line errors");
 }
+
+TEST_CASE("trace attach: SIGUSR1 writes the report of the moment; the trace goes on") {
+  const std::string f = "trace_phases.c";
+  const int line = marker_line(f, "@leak phase");
+  Child::Options o;
+  o.argv = {sample("trace_phases")};
+  o.pipe_stdin = true;
+  Child t(o);
+  std::string seen;
+  REQUIRE(expect_line(t, "ready ", seen));
+  AttachSession s(t.pid());
+  REQUIRE(s.wait_attached());
+  auto snapshot = [&](long blocks) {
+    CAPTURE(blocks);
+    ::kill(s.ptmem_pid(), SIGUSR1);
+    REQUIRE(s.read_until("ptmem: report of the moment written", 30s));
+    REQUIRE(s.load());
+    INFO(s.describe());
+    CHECK(s.report()["target"]["detached"] == false);
+    CHECK(s.report()["target"]["exit_code"].is_null());
+    CHECK(expect_site(s.report(), f, line, 1, blocks, 24 * blocks) == "");
+    // No end scan while the target runs: the kinds are not known yet.
+    CHECK(summary(s.report(), "definitely_lost_bytes") == LONG_MIN);
+  };
+  t.write_stdin("leak 3\n");
+  REQUIRE(expect_line(t, "leaked 3", seen));
+  snapshot(3);
+  t.write_stdin("leak 2\n");
+  REQUIRE(expect_line(t, "leaked 2", seen));
+  snapshot(5);
+  REQUIRE(s.detach(SIGINT));
+  REQUIRE(s.load());
+  INFO(s.describe());
+  CHECK(s.report()["target"]["detached"] == true);
+  CHECK(expect_site(s.report(), f, line, 1, 5, 120) == "");
+  CHECK(s.report()["summary"]["reachability_scanned"] == true);
+  t.write_stdin("quit\n");
+  auto st = t.wait(30s);
+  REQUIRE(st);
+  CHECK(WIFEXITED(*st));
+  CHECK(WEXITSTATUS(*st) == 0);
+}

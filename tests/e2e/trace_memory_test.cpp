@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -309,6 +310,19 @@ void check_threads_report(const TraceRun& r) {
   // Up to one churn block (<= 79 bytes) per thread can be live beside the leaks.
   CHECK(summary(r.report, "peak_live_bytes") >= 3808);
   CHECK(summary(r.report, "peak_live_bytes") <= 3808 + 8 * 79);
+  // By allocating thread (issue #9): worker-i holds its i+1 blocks of (i+1)*8 bytes, main
+  // the eight DTVs its pthread_create calls made.  Names from /proc as each thread ended.
+  std::map<std::string, std::pair<long, long>> by_name;
+  std::set<long> tids;
+  for (auto& t : r.report["threads"]) {
+    by_name[t["name"].get<std::string>()] = {t["live_blocks"].get<long>(), t["live_bytes"].get<long>()};
+    tids.insert(t["tid"].get<long>());
+  }
+  std::map<std::string, std::pair<long, long>> expected{{"trace_threads", {8, 2176}}};
+  for (long i = 0; i < 8; i++) expected["worker-" + std::to_string(i)] = {i + 1, (i + 1) * (i + 1) * 8};
+  CHECK(by_name == expected);
+  CHECK(tids.size() == 9);
+  CHECK(tids.contains(r.report["target"]["pid"].get<long>()));
 }
 }  // namespace
 

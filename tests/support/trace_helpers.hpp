@@ -164,8 +164,10 @@ class AttachSession {
   bool detach(int sig, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   /// Waits for ptmem to end on its own (--duration, target exit), reading its stderr.
   bool wait_exit(std::chrono::milliseconds timeout = std::chrono::seconds(60));
-  /// Parses the report file (after ptmem exited).
+  /// Parses the report file (after ptmem exited, or after it said it wrote one).
   bool load();
+  /// Reads ptmem's stderr until a line contains |needle|.
+  bool read_until(const std::string& needle, std::chrono::milliseconds timeout);
 
   pid_t ptmem_pid() const { return child_->pid(); }
   int status() const { return status_; }  ///< exit status, -1 while unknown
@@ -176,7 +178,6 @@ class AttachSession {
   std::string describe() const;
 
  private:
-  bool read_until(const std::string& needle, std::chrono::milliseconds timeout);
   pid_t target_;
   std::string report_path_;
   std::unique_ptr<Child> child_;

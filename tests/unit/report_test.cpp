@@ -308,6 +308,38 @@ TEST_CASE("report: every allocating site with what it allocated, freed or not, o
   CHECK(r.leaks[1].blocks == 3);
 }
 
+TEST_CASE("report: live blocks by allocating thread; a block freed by another thread is gone") {
+  track::StackTable stacks;
+  track::Tracker t;
+  auto s = stacks.intern(std::vector<uint64_t>{kMalloc, kSingle}, 3);
+  t.on_alloc(10, 0x100, 64, s);
+  t.on_alloc(10, 0x200, 32, s);
+  t.on_alloc(11, 0x300, 500, s);
+  t.on_alloc(11, 0x400, 8, s);
+  t.on_free(10, 0x400);  // 11's block, freed by 10: gone from 11's figures
+  t.on_alloc(12, 0x500, 1, s);
+  t.on_free(12, 0x500);
+  t.on_thread_name(10, "main");
+  t.on_thread_name(11, "worker-1");
+  t.on_thread_name(11, "renamed");  // the last name counts
+  FakeFrames frames = scenario_frames();
+  auto r = report::build_report(t, stacks, frames, {1234, "./widget"}, {});
+  REQUIRE(r.threads.size() == 2);  // 12 holds nothing
+  CHECK(r.threads[0].tid == 11);
+  CHECK(r.threads[0].name == "renamed");
+  CHECK(r.threads[0].blocks == 1);
+  CHECK(r.threads[0].bytes == 500);
+  CHECK(r.threads[1].tid == 10);
+  CHECK(r.threads[1].name == "main");
+  CHECK(r.threads[1].blocks == 2);
+  CHECK(r.threads[1].bytes == 96);
+  auto j = report::to_json(r);
+  CHECK(j["threads"].dump() ==
+        R"([{"tid":11,"name":"renamed","live_blocks":1,"live_bytes":500},{"tid":10,"name":"main","live_blocks":2,"live_bytes":96}])");
+  auto text = report::to_text(r);
+  CHECK(text.find("ptmem:     11 (renamed): 500 bytes in 1 block\n") != std::string::npos);
+}
+
 TEST_CASE("report fd leaks: all open fds but 0-2 and inherited ones, by fd") {
   Scenario sc;
   FakeFrames frames = scenario_frames();
@@ -425,7 +457,7 @@ TEST_CASE("JSON report follows the contract") {
   auto j = report::to_json(r);
   std::vector<std::string> keys;
   for (auto& [k, v] : j.items()) keys.push_back(k);
-  CHECK(keys == std::vector<std::string>{"version", "target", "summary", "leaks", "fd_leaks", "suppressions_used"});
+  CHECK(keys == std::vector<std::string>{"version", "target", "summary", "leaks", "fd_leaks", "threads", "suppressions_used"});
   CHECK(j["version"] == 1);
   CHECK(j["target"].dump() ==
         R"({"pid":1234,"command":"./widget","exit_code":null,"signal":"SIGSEGV","detached":false,"argv":[]})");

@@ -102,6 +102,8 @@ class Session {
   const symbols::ModuleMap& child_modules(size_t index) const;
   /// Called about once a second with the time since start (live figures).
   std::function<void()> on_tick;
+  /// SIGUSR1 reached ptmem: the tables are up to date; report them without detaching.
+  std::function<void()> on_snapshot;
   /// Moments when the target's fds must be compared with /proc/PID/fd (the tracker's
   /// reconciliation): after attach, after an exec (close-on-exec fds are gone), and at the
   /// end (last exit stop, or just before detach) while the process still exists.  With
@@ -109,7 +111,8 @@ class Session {
   enum class Checkpoint { Attached, Launched, Exec, Final };
   std::function<void(pid_t, Checkpoint)> on_checkpoint;
 
-  /// Installs ptmem's SIGINT/SIGTERM/SIGHUP handlers (they only set a flag).
+  /// Installs ptmem's SIGINT/SIGTERM/SIGHUP (stop) and SIGUSR1 (snapshot) handlers; they
+  /// only set a flag.
   static void install_signal_handlers();
 
  private:

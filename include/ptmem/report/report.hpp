@@ -74,6 +74,13 @@ struct SuppressionUse {
   uint64_t bytes = 0;
 };
 
+/// What one thread allocated and was still live at the end (freed by any thread: gone).
+struct ThreadLive {
+  pid_t tid = 0;
+  std::string name;  ///< /proc comm as it ended or at the end; "" if never seen
+  uint64_t blocks = 0, bytes = 0;
+};
+
 struct Report {
   TargetInfo target;
   Summary summary;
@@ -95,6 +102,8 @@ struct Report {
   std::vector<Leak> allocated;
   /// Children were followed (--follow-forks): JSON then has "children", even if empty.
   bool children_traced = false;
+  /// Live blocks at the end by allocating thread, bytes descending (then tid).
+  std::vector<ThreadLive> threads;
 };
 
 struct ReportOptions {

@@ -2,6 +2,7 @@
 // in-process agent) and the tables.  Sources translate what a call did into these few
 // events; they know nothing of tables or reports, and the tables know nothing of ptrace.
 #pragma once
+#include <string_view>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -61,6 +62,9 @@ class EventSink {
   /// A thread joined the trace (seized at attach, or created while traced).  Threads are
   /// also noticed from the tid of every other event; this counts those that never allocate.
   virtual void on_thread_start(pid_t tid) { (void)tid; }
+  /// The thread's name (/proc comm) as it ends, or at the end of the trace for those still
+  /// running: reports attribute memory to named threads.
+  virtual void on_thread_name(pid_t tid, std::string_view name) { (void)tid; (void)name; }
   /// A close(fd) has begun and its result is not known yet.  The kernel frees the number
   /// during the call, so another thread's open may be heard returning |fd| before this
   /// close's result is: the open then closes it first.  Sources that deliver every release

@@ -20,8 +20,10 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 
 #include "ptmem/proc/fds.hpp"
@@ -80,6 +82,7 @@ class Tracker final : public EventSink {
   void on_exec(pid_t pid) override;
   void on_realloc_call(pid_t tid) override;
   void on_thread_start(pid_t tid) override;
+  void on_thread_name(pid_t tid, std::string_view name) override;
   void on_fd_close_begin(pid_t tid, int fd) override;
   void on_fd_close_failed(pid_t tid, int fd) override;
 
@@ -106,6 +109,8 @@ class Tracker final : public EventSink {
   };
   /// Indexed by StackId (ids are dense); stacks that allocated nothing hold zeros.
   const std::vector<SiteTotals>& allocated_by_stack() const { return allocated_by_stack_; }
+  /// The last name each thread was seen with (on_thread_name); threads never named are absent.
+  const absl::flat_hash_map<pid_t, std::string>& thread_names() const { return thread_names_; }
   const AllocationTable& allocations() const { return allocations_; }
   const FdTable& fds() const { return fds_; }
   /// Bytes held by the tables (the tracer's own cost of the trace, stacks excluded).
@@ -127,6 +132,7 @@ class Tracker final : public EventSink {
   uint64_t next_sequence_ = 1;
   pid_t last_tid_ = 0;  // cheap filter: consecutive events mostly come from one thread
   absl::flat_hash_set<pid_t> threads_;
+  absl::flat_hash_map<pid_t, std::string> thread_names_;
   // Closes begun and not finished (fd, tid), and those of them an open by another thread
   // already proved done.  One entry per thread at most: tiny, searched linearly.
   struct Closing {
