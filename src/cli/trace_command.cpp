@@ -33,6 +33,7 @@
 #include "ptmem/util/output_file.hpp"
 #include "ptmem/util/eprint.hpp"
 #include "ptmem/util/test_pause.hpp"
+#include "live_view.hpp"
 
 namespace ptmem::cli {
 namespace {
@@ -101,6 +102,8 @@ struct TraceArgs {
   std::string show_kinds = "definite,indirect,possible";
   size_t depth = 16;
   std::string duration;
+  std::string interval = "1s";  // "0": no live view
+  std::string record;
   int error_exitcode = -1;
   int fd_error_exitcode = -1;
   std::string engine;
@@ -149,6 +152,18 @@ void add_common_options(CLI::App* app, TraceArgs& a) {
           "KINDS"));
   app->add_option("--depth", a.depth, "Frames per call stack (default 16)")
       ->check(CLI::Range(1, 256));
+  app->add_option("--interval", a.interval,
+                  "Live figures every DUR (default 1s; 0: none): a block on stderr when it is not a terminal")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            std::string error;
+            return v == "0" || util::parse_duration(v, &error) ? std::string() : error;
+          },
+          "DUR"))
+      ->type_name("DUR");
+  app->add_option("--record", a.record,
+                  "Append one JSON line per interval to FILE, flushed as written, and the final report last")
+      ->type_name("FILE");
   app->add_option("--duration", a.duration, "Stop tracing after DUR (e.g. 500ms, 10s, 2m), detach, report")
       ->check(duration_validator())
       ->type_name("DUR");
@@ -242,6 +257,7 @@ std::optional<std::vector<Output>> plan_outputs(const TraceArgs& a, std::string*
     if (!o.path.empty() && o.path != "-" && !util::check_writable(o.path, error)) return std::nullopt;
   }
   if (!a.gen_suppressions_file.empty() && !util::check_writable(a.gen_suppressions_file, error)) return std::nullopt;
+  if (!a.record.empty() && !util::check_writable(a.record, error)) return std::nullopt;
   return out;
 }
 
@@ -385,6 +401,8 @@ int run_trace(TraceArgs& a, bool launch) {
   opt.engine = a.engine == "inject" ? ptrace::Engine::Inject : ptrace::Engine::Breakpoint;
   if (!a.duration.empty()) opt.duration = util::parse_duration(a.duration);
   opt.follow_forks = a.follow_forks;
+  if (a.interval != "0") opt.tick = *util::parse_duration(a.interval);
+  else opt.tick = std::chrono::microseconds(0);
 
   track::Tracker tracker;
   track::StackTable stacks;
@@ -396,8 +414,23 @@ int run_trace(TraceArgs& a, bool launch) {
   session.on_checkpoint = [&](pid_t pid, ptrace::Session::Checkpoint cp) {
     if (!children.checkpoint(pid, cp)) take_checkpoint(a, session, pid, cp, tracker, end, false);
   };
+  // Every interval: on a terminal the one status line; otherwise a block per interval on
+  // stderr (unless -q), and the --record line.
   bool live = !a.quiet && ::isatty(2);
-  if (live) session.on_tick = [&] { print_status(tracker, session.outcome().pid); };
+  LiveView::Options lo;
+  lo.blocks = !a.quiet && !live;
+  lo.record = a.record;
+  lo.depth = a.depth;
+  LiveView view(lo, tracker, stacks, session);
+  if (!view.open(&error)) {
+    util::eprint("ptmem: error: --record: {}\n", error);
+    return 1;
+  }
+  if (opt.tick.count() > 0)
+    session.on_tick = [&] {
+      if (live) print_status(tracker, session.outcome().pid);
+      if (lo.blocks || !lo.record.empty()) view.tick();
+    };
 
   // The report of the tables as they are, with what the checkpoints gathered in |state|.
   auto build = [&](const ptrace::Outcome& out, const EndState& state) {
@@ -459,6 +492,7 @@ int run_trace(TraceArgs& a, bool launch) {
 
   auto rep = build(out, end);
   bool failed = !write_outputs(rep);
+  view.finish(report::to_json_text(rep));
   if (a.gen_suppressions->count() > 0) {
     std::string entries = suppressions_for(rep);
     if (a.gen_suppressions_file.empty()) util::eprint("{}", entries);

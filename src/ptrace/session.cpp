@@ -202,12 +202,15 @@ void Session::Impl::forget_thread(pid_t tid) {
 // A periodic SIGALRM interrupts waitpid so a stop request made just before it blocks, or a
 // --duration deadline, is noticed within a fraction of a second even if the target is idle.
 void Session::Impl::loop() {
+  // Woken 4 times per tick at least, so a short --interval keeps its pace when idle.
+  const long wake_us = opt.tick.count() > 0 ? std::clamp<long>(opt.tick.count() / 4, 10'000, 100'000) : 100'000;
   itimerval tv{};
-  tv.it_interval.tv_usec = 100'000;
-  tv.it_value.tv_usec = 100'000;
+  tv.it_interval.tv_usec = wake_us;
+  tv.it_value.tv_usec = wake_us;
   setitimer(ITIMER_REAL, &tv, nullptr);
   start = std::chrono::steady_clock::now();
-  next_tick = start + std::chrono::seconds(1);
+  const auto never = std::chrono::steady_clock::time_point::max();
+  next_tick = opt.tick.count() > 0 ? start + opt.tick : never;
   phase = Phase::Trace;
   bool has_deadline = opt.duration.has_value();
   auto deadline = start + opt.duration.value_or(std::chrono::microseconds(0));
@@ -225,7 +228,8 @@ void Session::Impl::loop() {
       break;
     }
     if (now >= next_tick) {
-      next_tick = now + std::chrono::seconds(1);
+      next_tick += opt.tick;
+      if (next_tick <= now) next_tick = now + opt.tick;  // fell behind (a long stop): no burst
       if (self.on_tick) self.on_tick();
     }
     if (g_snapshot) {

@@ -41,6 +41,11 @@ class StackFrames {
 
 }  // namespace
 
+std::vector<Frame> site_stack(const track::StackTable& stacks, FrameSource& frames, track::StackId id, size_t depth) {
+  StackFrames one(stacks, frames, depth);
+  return one.get(id);
+}
+
 std::string frames_key(const std::vector<Frame>& frames) {
   std::string key;
   for (const Frame& f : frames)

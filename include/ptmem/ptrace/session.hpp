@@ -31,6 +31,7 @@ struct TraceOptions {
   bool track_fds = true;
   size_t depth = 16;                                  ///< frames kept per stack (report)
   std::optional<std::chrono::microseconds> duration;  ///< stop tracing after this long
+  std::chrono::microseconds tick{1'000'000};          ///< on_tick period; 0: never
   bool quiet = false;                                 ///< no live status line
   bool verbose = false;                               ///< diagnostics on stderr
   /// Trace the children fork/vfork/clone-without-CLONE_VM make (and what they exec), each
@@ -100,7 +101,7 @@ class Session {
   size_t child_count() const;
   const Outcome& child_outcome(size_t index) const;
   const symbols::ModuleMap& child_modules(size_t index) const;
-  /// Called about once a second with the time since start (live figures).
+  /// Called every TraceOptions::tick (live figures).
   std::function<void()> on_tick;
   /// SIGUSR1 reached ptmem: the tables are up to date; report them without detaching.
   std::function<void()> on_snapshot;

@@ -126,6 +126,9 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
                     const std::vector<proc::FdEntry>& fds_at_end,
                     const ReportOptions& options = {});
 
+/// The frames a report shows for one stack (the SITE rule and |depth| applied).
+std::vector<Frame> site_stack(const track::StackTable& stacks, FrameSource& frames, track::StackId id, size_t depth);
+
 /// Identity of a shown stack: two stacks that print the same (they differ only beyond the
 /// depth, or in allocator frames) are one site.
 std::string frames_key(const std::vector<Frame>& frames);

@@ -103,6 +103,8 @@ class Tracker final : public EventSink {
   ReconcileResult reconcile_fds(const std::vector<proc::FdEntry>& open_fds, bool at_exec = false);
 
   const Counters& counters() const { return counters_; }
+  /// The sequence number the next event will get (Block::sequence dates blocks by it).
+  uint64_t next_sequence() const { return next_sequence_; }
   /// What each allocating stack allocated while traced, freed or not (profiles, growth).
   struct SiteTotals {
     uint64_t calls = 0, bytes = 0;
