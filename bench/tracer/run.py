@@ -10,11 +10,12 @@ child subreaper, so nothing a tool leaves running outlives the bench.
 
 Usage: run.py --build BUILD [--ptmem PATH] [--reps 3] [--scale 1.0] [--live-blocks 1000000]
               [--scale-blocks 10000000] [--only alloc1,mixed,...]
-              [--tools native,ptmem,inject,memcheck,heaptrack,ltrace]
+              [--tools native,ptmem,inject,snapshots,live,memcheck,heaptrack,ltrace]
 The scale section (issue #11) runs bench/tracer/scale.c once per engine: --scale-blocks
 live blocks (times --scale; 0 skips it), 432 bytes each on average (4 GiB at 10M).
 ("ptmem" is ptmem's breakpoint engine, "inject" its inject engine, "snapshots" the inject
-engine taking every stack as a snapshot unwound by ptmem instead of walking it in place.)
+engine taking every stack as a snapshot unwound by ptmem instead of walking it in place,
+"live" the inject engine with the live view on: --interval 1s and --record.)
 """
 
 import argparse
@@ -34,10 +35,14 @@ from dataclasses import dataclass
 # ltrace costs ~200 us per traced call here (and its -f kills threaded targets at times):
 # it runs LTRACE_DIVISOR times less work under a time cap, and its time is scaled up.
 LTRACE_DIVISOR = 20
-TIMEOUTS = {"native": 60, "ptmem": 90, "inject": 90, "snapshots": 90, "memcheck": 120, "heaptrack": 60, "ltrace": 60}
+TIMEOUTS = {"native": 60, "ptmem": 90, "inject": 90, "snapshots": 90, "live": 90, "memcheck": 120, "heaptrack": 60,
+            "ltrace": 60}
 # The two engines of ptmem: "ptmem" is ptmem launch --engine breakpoint, "inject" the same
 # with --engine inject.
-ENGINES = {"ptmem": "breakpoint", "inject": "inject", "snapshots": "inject"}
+ENGINES = {"ptmem": "breakpoint", "inject": "inject", "snapshots": "inject", "live": "inject"}
+# "live": the inject engine with the live view on (issue #9): --interval 1s, a block on
+# stderr and a --record line every second; "inject" runs with -q (no live view), which is
+# what --interval 0 costs.  Goal: live within 2% of inject.
 # "snapshots": the inject engine with every stack copied and unwound by ptmem
 # (PTMEM_INJECT_WALK=0) instead of walked in the target: the two ways the issue weighs.
 
@@ -204,7 +209,9 @@ class Bench:
             return prog
         if tool in ENGINES:
             report = os.path.join(self.tmp, f"{tool}-{w.key}-{rep}.json")
-            return [self.ptmem, "launch", "-q", "--engine", ENGINES[tool], "--format", "json", "-o", report,
+            view = (["--interval", "1s", "--record", os.path.join(self.tmp, f"live-{w.key}-{rep}.jsonl")]
+                    if tool == "live" else ["-q"])
+            return [self.ptmem, "launch"] + view + ["--engine", ENGINES[tool], "--format", "json", "-o", report,
                     "--"] + prog
         if tool == "memcheck":
             return ["valgrind", "--tool=memcheck", "--leak-check=full", "-q",
@@ -297,7 +304,7 @@ class Bench:
             if traced_calls(self.counts.get(w.key)) >= 100:  # a workload with a ratio to show
                 self.run_roundtrip(10000, w.key)
             self.run_ptmem(w, rep)
-        elif tool in ("inject", "snapshots"):
+        elif tool in ("inject", "snapshots", "live"):
             self.run_ptmem(w, rep, tool)
         elif tool == "ltrace":
             expected = self.small_counts.get(w.key) if w.ltrace_argv else self.counts.get(w.key)
@@ -477,8 +484,10 @@ class Bench:
         return text
 
     def print_tables(self, ws, memory, scale=None):
-        cols = [t for t in ("native", "ptmem", "inject", "snapshots", "memcheck", "heaptrack", "ltrace") if t in self.tools]
-        names = {"ptmem": "ptmem breakpoint", "inject": "ptmem inject", "snapshots": "inject, snapshots"}
+        cols = [t for t in ("native", "ptmem", "inject", "snapshots", "live", "memcheck", "heaptrack", "ltrace")
+                if t in self.tools]
+        names = {"ptmem": "ptmem breakpoint", "inject": "ptmem inject", "snapshots": "inject, snapshots",
+                 "live": "inject, live view"}
         header = ["workload", "traced calls"] + [names.get(c, c) for c in cols]
         rows = [header]
         for w in ws:
@@ -509,6 +518,8 @@ class Bench:
             self.print_per_call(ws, floor)
         if "inject" in self.tools and "inject" not in self.missing:
             self.print_inject(ws)
+        if "live" in self.tools and "inject" in self.tools:
+            self.print_live(ws)
         for tool, mem in memory.items():
             if mem is not None:
                 print()
@@ -516,6 +527,20 @@ class Bench:
         if scale:
             print()
             print_scale(scale)
+
+    def print_live(self, ws):
+        """The live view's cost: the target's wall time with --interval 1s and --record
+        against -q (no live view), per workload."""
+        print()
+        print("ptmem inject with the live view (--interval 1s --record) against without (-q): goal within 2%")
+        rows = [["workload", "without", "with", "cost"]]
+        for w in ws:
+            a, b = self.median(w.key, "inject"), self.median(w.key, "live")
+            if a is None or b is None:
+                rows.append([w.label, "-", "-", "failed"])
+            else:
+                rows.append([w.label, f"{a:.3f} s", f"{b:.3f} s", f"{(b / a - 1) * 100:+.1f}%"])
+        print_table(rows)
 
     def print_per_call(self, ws, floor):
         print("ptmem time per traced call, against the bare round trip (per stop)")
@@ -754,7 +779,7 @@ def main():
                    help="live blocks of the scale section (times --scale; 0 skips it)")
     p.add_argument("--only", default="", help="comma-separated workload keys: "
                    + ",".join(w.key for w in workloads(1)) + ",scale (the scale section)")
-    p.add_argument("--tools", default="native,ptmem,inject,snapshots,memcheck,heaptrack,ltrace")
+    p.add_argument("--tools", default="native,ptmem,inject,snapshots,live,memcheck,heaptrack,ltrace")
     args = p.parse_args()
     if "native" not in args.tools.split(","):
         args.tools = "native," + args.tools
