@@ -350,6 +350,7 @@ class ChildTraces {
   /// Adds each child's report to |rep| (built like the main one with |ropt|).
   void add_reports(report::Report& rep, report::ReportOptions ropt) const {
     rep.children_traced = a_.follow_forks;
+    ropt.trend_of = {};  // the live view watches the main process's tables only
     for (size_t i = 0; i < children_.size() && i < session_.child_count(); ++i) {
       const Child& c = children_[i];
       const ptrace::Outcome& out = session_.child_outcome(i);
@@ -443,6 +444,11 @@ int run_trace(TraceArgs& a, bool launch) {
     ropt.fds = !a.no_fds;
     ropt.reachability = state.reachability ? &*state.reachability : nullptr;
     for (const Output& o : *outputs) ropt.allocated_sites |= report::info(o.format).needs_allocated;
+    if (view.active())
+      ropt.trend_of = [&view](track::StackId id) -> std::optional<report::SiteTrend> {
+        auto g = view.growth_of(id);
+        return report::SiteTrend{g.bytes_per_s, g.fds_per_s, g.steadiness, g.suspect(), g.oldest_seconds};
+      };
     auto rep = report::build_report(tracker, stacks, frames, target, state.fds_at_end, ropt);
     children.add_reports(rep, ropt);
     suppressions.apply(rep);

@@ -128,6 +128,16 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
       Leak& leak = r.leaks[it->second];
       leak.blocks += t.blocks;
       leak.bytes += t.bytes;
+      if (options.trend_of)
+        if (auto g = options.trend_of(id.first)) {
+          // One line reached through several stacks: their rates add up.
+          SiteTrend& sum = leak.trend ? *leak.trend : leak.trend.emplace();
+          sum.bytes_per_s += g->bytes_per_s;
+          sum.fds_per_s += g->fds_per_s;
+          sum.steadiness = std::max(sum.steadiness, g->steadiness);
+          sum.suspect = sum.suspect || g->suspect;
+          sum.oldest_seconds = std::max(sum.oldest_seconds, g->oldest_seconds);
+        }
       r.summary.leaked_blocks += t.blocks;
       r.summary.leaked_bytes += t.bytes;
     }
@@ -181,6 +191,7 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
         leak.description = proc::to_string(leak.kind);
       }
       if (rec.stack != track::kNoStack) leak.stack = symbolized.get(rec.stack);
+      if (rec.stack != track::kNoStack && options.trend_of) leak.trend = options.trend_of(rec.stack);
       r.fd_leaks.push_back(std::move(leak));
     }
     r.summary.fd_leaked = r.fd_leaks.size();

@@ -77,6 +77,11 @@ ordered_json frame_json(const Frame& f) {
   return j;
 }
 
+ordered_json trend_json(const SiteTrend& t) {
+  return {{"bytes_per_s", t.bytes_per_s}, {"fds_per_s", t.fds_per_s}, {"steadiness", t.steadiness},
+          {"suspect", t.suspect}, {"oldest_seconds", t.oldest_seconds}};
+}
+
 ordered_json stack_json(const std::vector<Frame>& stack) {
   ordered_json a = ordered_json::array();
   for (const Frame& f : stack) a.push_back(frame_json(f));
@@ -280,6 +285,7 @@ ordered_json to_json(const Report& r) {
     e["blocks"] = l.blocks;
     e["bytes"] = l.bytes;
     e["stack"] = stack_json(l.stack);
+    if (l.trend) e["growth"] = trend_json(*l.trend);
     leaks.push_back(std::move(e));
   }
   j["leaks"] = std::move(leaks);
@@ -295,6 +301,7 @@ ordered_json to_json(const Report& r) {
     e["stack"] = stack_json(f.stack);
     e["flags_octal"] = f.flags ? ordered_json(fmt::format("0{:o}", *f.flags)) : ordered_json(nullptr);
     e["description"] = f.description;
+    if (f.trend) e["growth"] = trend_json(*f.trend);
     if (f.socket) {
       ordered_json so;
       so["family"] = f.socket->family;

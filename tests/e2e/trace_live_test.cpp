@@ -89,6 +89,14 @@ TEST_CASE("trace attach: live view names a 40 KiB/s leak amid balanced traffic, 
   REQUIRE(!all.empty());
   CHECK(all.back()["type"] == "final");
   CHECK(all.back()["report"]["target"]["detached"] == true);
+  // The same figures in the report's site: a suspect at 40 KiB/s; the fd/-o report too.
+  auto drip = leaks_at(all.back()["report"], kLive, marker_line(kLive, "@leak live-drip"));
+  REQUIRE(drip.size() == 1);
+  CAPTURE(drip[0].dump());
+  CHECK(drip[0]["growth"]["suspect"] == true);
+  CHECK(std::abs(drip[0]["growth"]["bytes_per_s"].get<double>() - 40960) <= 0.2 * 40960);
+  REQUIRE(live.ptmem->load());
+  CHECK(live.ptmem->report()["leaks"] == all.back()["report"]["leaks"]);
 }
 
 TEST_CASE("trace attach: live view names a site leaking one fd every 200 ms") {
@@ -107,7 +115,10 @@ TEST_CASE("trace attach: live view names a site leaking one fd every 200 ms") {
 
 TEST_CASE("trace attach: live view: a full cache and a pool that empties are not suspects; the leak is") {
   Live live("cache");
-  // 20 intervals (4 s by ptmem's clock): the pool has filled and emptied five times.
+  live.target->write_stdin("start\n");
+  REQUIRE(expect_line(*live.target, "started", live.seen));
+  // 20 intervals (4 s by ptmem's clock): the cache filled at once, the pool filled and
+  // emptied four times or more.
   REQUIRE(live.ptmem->read_until("[4.", 30s));
   auto lines = live.lines();
   auto found = suspects(lines);

@@ -3,6 +3,7 @@
 // follow the JSON contract; see man/ptmem.1.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -46,11 +47,20 @@ struct Summary {
   std::optional<track::ScanStats> scan;
 };
 
+/// How a site grew while it was watched (the live view's figures at the end; --interval).
+struct SiteTrend {
+  double bytes_per_s = 0, fds_per_s = 0;
+  double steadiness = 0;      ///< rises / (rises + falls) over the window
+  bool suspect = false;       ///< kept rising over the window
+  double oldest_seconds = 0;  ///< age of its oldest live block or fd, to the interval
+};
+
 struct Leak {
   std::string kind = "unclassified";  ///< a track::LeakKind name once reachability is scanned
   uint64_t blocks = 0;
   uint64_t bytes = 0;
   std::vector<Frame> stack;           ///< stack[0] = the allocation site
+  std::optional<SiteTrend> trend;     ///< with a live view: its stacks' growth, summed
 };
 
 struct FdLeak {
@@ -62,6 +72,7 @@ struct FdLeak {
   track::FdOrigin origin = track::FdOrigin::Unknown;
   std::optional<proc::SocketInfo> socket;
   std::vector<Frame> stack;           ///< empty when the fd was not seen being created
+  std::optional<SiteTrend> trend;     ///< with a live view: its stack's growth
 };
 
 /// One suppression that matched at least one leak site (memcheck's "used_suppression").
@@ -115,6 +126,8 @@ struct ReportOptions {
   /// Fill Report::allocated (symbolizes every allocating stack, freed or not: only for
   /// the formats that show it).
   bool allocated_sites = false;
+  /// The live view's verdict on one stack, when it ran (null: no trends in the report).
+  std::function<std::optional<SiteTrend>(track::StackId)> trend_of;
 };
 
 /// Builds the report.  |fds_at_end| is read_fds() of the target at the end (details of each
