@@ -60,15 +60,43 @@ uint64_t granules_for(const uint64_t* starts, size_t n, unsigned shift) {
 BlockIndex::BlockIndex(const AllocationTable& table) : n_(table.size()) {
   if (n_ >= kNone) throw std::length_error("too many live blocks to scan");
   if (n_ == 0) return;
-  // Full-width starts, sorted, then narrowed in place (below).
+  // Full-width starts, sorted, then narrowed in place (below).  Each is sorted with its
+  // size in its low 16 bits (user addresses have 47 bits), so the sizes come out in index
+  // order with no lookup per block; 0xffff stands for "this size or more: ask the table".
+  constexpr uint64_t kSizeBits = 16, kSizeMask = (uint64_t{1} << kSizeBits) - 1;
   auto* starts = static_cast<uint64_t*>(std::malloc(n_ * sizeof(uint64_t)));
   if (!starts) throw std::bad_alloc();
   offsets_.reset(reinterpret_cast<uint32_t*>(starts));
   size_t k = 0;
+  bool packable = true;
   table.for_each([&](const Block& b) {
-    if (k < n_) starts[k++] = b.address;
+    if (k >= n_) return;
+    packable = packable && (b.address >> (64 - kSizeBits)) == 0;
+    starts[k++] = b.address << kSizeBits | std::min<uint64_t>(b.size, kSizeMask);
   });
+  if (!packable) {  // not a user-space address: fall back to plain starts, sizes by lookup
+    k = 0;
+    table.for_each([&](const Block& b) {
+      if (k < n_) starts[k++] = b.address;
+    });
+  }
   std::sort(starts, starts + n_);
+  sizes_.assign(n_, 0);
+  for (size_t i = 0; i < n_; ++i) {
+    const uint64_t address = packable ? starts[i] >> kSizeBits : starts[i];
+    uint64_t size = packable ? starts[i] & kSizeMask : kSizeMask;
+    if (size == kSizeMask)
+      if (auto b = table.find(address)) size = b->size;
+    starts[i] = address;
+    if (size < kNone) {
+      sizes_[i] = static_cast<uint32_t>(size);
+    } else {
+      sizes_[i] = kNone;
+      big_sizes_.emplace_back(static_cast<uint32_t>(i), size);
+    }
+    const uint64_t span = std::max<uint64_t>(size, 1);
+    high_ = std::max(high_, address > ~uint64_t{0} - span ? ~uint64_t{0} : address + span);
+  }
   low_ = starts[0];
 
   // The smallest granule with at most about one index entry per 4 blocks (4 bytes per
@@ -112,20 +140,6 @@ BlockIndex::BlockIndex(const AllocationTable& table) : n_(table.size()) {
     offsets_.reset(static_cast<uint32_t*>(shrunk));
   }
 
-  sizes_.assign(n_, 0);
-  table.for_each([&](const Block& b) {
-    const uint32_t i = find_start(b.address);
-    if (i == kNone) return;  // cannot happen: every start was indexed
-    if (b.size < kNone) {
-      sizes_[i] = static_cast<uint32_t>(b.size);
-    } else {
-      sizes_[i] = kNone;
-      big_sizes_.emplace_back(i, b.size);
-    }
-    const uint64_t span = std::max<uint64_t>(b.size, 1);
-    high_ = std::max(high_, b.address > ~uint64_t{0} - span ? ~uint64_t{0} : b.address + span);
-  });
-  std::sort(big_sizes_.begin(), big_sizes_.end());
 }
 
 uint64_t BlockIndex::span(size_t i) const {
