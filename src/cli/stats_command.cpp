@@ -65,7 +65,7 @@ Subcommand add_stats_command(CLI::App& root) {
       "stats", "Real-time sorted view of process memory and fds, flagging steady growth");
   app->footer(
       "Full-screen on a terminal (keys: q quit, p pause, t threads, r/P/u/a/s/v/f/T/g/F/i/n "
-      "sort, R reverse); one block per sample otherwise.  See 'man ptmem'.");
+      "sort, R reverse, Enter trace the selected process); one block per sample otherwise.  See 'man ptmem'.");
 
   std::vector<std::string> sort_names;
   for (auto n : stats::sort_key_names()) sort_names.emplace_back(n);
@@ -124,6 +124,7 @@ Subcommand add_stats_command(CLI::App& root) {
     o.batch = args->batch;
     o.format = *stats::parse_format(args->format);
     o.output = args->output;
+    o.trace = trace_on_terminal;  // Enter in the full-screen view
     if (!o.output.empty()) {
       std::string error;
       if (!util::check_writable(o.output, &error)) {

@@ -33,7 +33,10 @@
 #include "ptmem/util/output_file.hpp"
 #include "ptmem/util/eprint.hpp"
 #include "ptmem/util/test_pause.hpp"
+#include "live_screen.hpp"
 #include "live_view.hpp"
+#include "ptmem/stats/run.hpp"
+#include "ptmem/ui/terminal.hpp"
 
 namespace ptmem::cli {
 namespace {
@@ -103,6 +106,7 @@ struct TraceArgs {
   size_t depth = 16;
   std::string duration;
   std::string interval = "1s";  // "0": no live view
+  std::string live = "auto";    // how: auto, screen, line, blocks
   std::string record;
   int error_exitcode = -1;
   int fd_error_exitcode = -1;
@@ -116,6 +120,12 @@ struct TraceArgs {
   std::vector<std::string> program;
   pid_t pid = 0;
 };
+
+// The default can come from the environment, so that a test suite runs under either.
+std::string default_engine() {
+  const char* env = std::getenv("PTMEM_ENGINE");
+  return env && *env ? env : "inject";
+}
 
 void add_common_options(CLI::App* app, TraceArgs& a) {
   std::vector<std::string> names;
@@ -174,9 +184,12 @@ void add_common_options(CLI::App* app, TraceArgs& a) {
   app->add_option("--fd-error-exitcode", a.fd_error_exitcode, "Exit with N when fd leaks are reported")
       ->check(CLI::Range(0, 255))
       ->type_name("N");
-  // The default can come from the environment, so that a test suite runs under either.
-  const char* env = std::getenv("PTMEM_ENGINE");
-  a.engine = env && *env ? env : "inject";
+  app->add_option("--live", a.live,
+                  "How the live figures are shown: screen (full-screen, the default for attach on a terminal), "
+                  "line (one status line, the default for launch on a terminal), blocks (the default elsewhere), auto")
+      ->check(CLI::IsMember({"auto", "screen", "line", "blocks"}))
+      ->type_name("MODE");
+  a.engine = default_engine();
   app->add_option("--engine", a.engine,
                   "Event source: inject (an agent in the target, the default) or breakpoint (a ptrace stop per call)")
       ->check(CLI::IsMember({"breakpoint", "inject"}))
@@ -374,7 +387,56 @@ class ChildTraces {
   std::deque<Child> children_;  // the session holds references: never moved
 };
 
-int run_trace(TraceArgs& a, bool launch) {
+// How the live figures are shown.
+enum class LiveMode { None, Screen, Line, Blocks };
+
+std::optional<LiveMode> live_mode(const TraceArgs& a, bool launch, bool interval, std::string* error) {
+  const bool terminal = ::isatty(0) && ::isatty(2);
+  if (a.quiet && a.live != "auto") {
+    *error = "-q and --live exclude each other";
+    return std::nullopt;
+  }
+  if (a.live == "screen" && !terminal) {
+    *error = "--live screen needs a terminal on stdin and stderr";
+    return std::nullopt;
+  }
+  if (a.live == "screen" && !interval) {
+    *error = "--live screen needs an --interval above 0";
+    return std::nullopt;
+  }
+  if (a.quiet || !interval) return LiveMode::None;
+  if (a.live == "screen") return LiveMode::Screen;
+  if (a.live == "line") return LiveMode::Line;
+  if (a.live == "blocks") return LiveMode::Blocks;
+  // A launched program shares the terminal (its output, its keys): one line, not a screen.
+  if (!launch && terminal) return LiveMode::Screen;
+  return ::isatty(2) ? LiveMode::Line : LiveMode::Blocks;
+}
+
+// |terminal|: `ptmem stats` opened this trace on its screen (Enter on a process); the live
+// view is drawn there, and what would go to stderr (the report included) is left in
+// |paged| for the stats view to page through.
+int run_trace(TraceArgs& a, bool launch, ui::Terminal* terminal = nullptr, std::string* paged = nullptr) {
+  // The screen, from the attach to the report.  While it owns the terminal, what ptmem
+  // writes to stderr is kept, and written (or paged, under `stats`) once it is gone,
+  // whichever way this returns.
+  std::optional<util::StderrCapture> capture;
+  std::unique_ptr<ui::Terminal> own_terminal;
+  std::unique_ptr<LiveScreen> screen;
+  auto give_back = [&] {
+    if (!capture) return;
+    screen.reset();
+    own_terminal.reset();
+    std::string held = capture->take();
+    capture.reset();
+    if (paged) *paged = std::move(held);
+    else util::eprint("{}", held);
+  };
+  struct Guard {
+    decltype(give_back)& f;
+    ~Guard() { f(); }
+  } guard{give_back};
+  if (terminal) capture.emplace();
   std::string error;
   if (!a.output_dir.empty() && ::mkdir(a.output_dir.c_str(), 0777) != 0 && errno != EEXIST) {
     util::eprint("ptmem: error: --output-dir {}: {}\n", a.output_dir, std::strerror(errno));
@@ -415,11 +477,20 @@ int run_trace(TraceArgs& a, bool launch) {
   session.on_checkpoint = [&](pid_t pid, ptrace::Session::Checkpoint cp) {
     if (!children.checkpoint(pid, cp)) take_checkpoint(a, session, pid, cp, tracker, end, false);
   };
-  // Every interval: on a terminal the one status line; otherwise a block per interval on
-  // stderr (unless -q), and the --record line.
-  bool live = !a.quiet && ::isatty(2);
+  // Every interval: the full-screen view, one status line, or a block on stderr; and the
+  // --record line.
+  LiveMode mode = LiveMode::Screen;
+  if (!terminal) {
+    auto m = live_mode(a, launch, opt.tick.count() > 0, &error);
+    if (!m) {
+      util::eprint("ptmem: error: {}\n", error);
+      return kUsageExit;
+    }
+    mode = *m;
+  }
+  const bool live = mode == LiveMode::Line;
   LiveView::Options lo;
-  lo.blocks = !a.quiet && !live;
+  lo.blocks = mode == LiveMode::Blocks;
   lo.record = a.record;
   lo.depth = a.depth;
   LiveView view(lo, tracker, stacks, session);
@@ -430,7 +501,8 @@ int run_trace(TraceArgs& a, bool launch) {
   if (opt.tick.count() > 0)
     session.on_tick = [&] {
       if (live) print_status(tracker, session.outcome().pid);
-      if (lo.blocks || !lo.record.empty()) view.tick();
+      if (lo.blocks || !lo.record.empty() || screen) view.tick();
+      if (screen) screen->tick();
     };
 
   // The report of the tables as they are, with what the checkpoints gathered in |state|.
@@ -485,12 +557,29 @@ int run_trace(TraceArgs& a, bool launch) {
     return 1;
   }
   pid_t pid = session.outcome().pid;
+  if (mode == LiveMode::Screen) {
+    ui::Terminal* term = terminal;
+    if (!term) {
+      own_terminal = ui::Terminal::open(ui::Terminal::Stream::Stderr, &error);
+      if (!own_terminal) util::eprint("ptmem: {}; no live view\n", error);
+      term = own_terminal.get();
+    }
+    if (term) {
+      if (!capture) capture.emplace();
+      const std::string& command = session.outcome().command;
+      screen = std::make_unique<LiveScreen>(
+          *term, view,
+          fmt::format("ptmem {} {} ({})", launch ? "launch" : "attach", pid, command.substr(command.rfind('/') + 1)));
+      session.on_poll = [&] { screen->poll(); };
+    }
+  }
   if (launch) util::eprint("ptmem: tracing {}\n", pid);
   else
     util::eprint("ptmem: attached to process {} ({} thread{})\n", pid, session.thread_count(),
                session.thread_count() == 1 ? "" : "s");
 
   session.run();
+  if (screen) screen->ending();
   const auto& out = session.outcome();
   if (live) util::eprint("\r\x1b[K");
   if (out.detached) util::eprint("ptmem: detached from process {}\n", pid);
@@ -499,7 +588,7 @@ int run_trace(TraceArgs& a, bool launch) {
   auto rep = build(out, end);
   bool failed = !write_outputs(rep);
   view.finish(report::to_json_text(rep));
-  if (a.gen_suppressions->count() > 0) {
+  if (a.gen_suppressions && a.gen_suppressions->count() > 0) {
     std::string entries = suppressions_for(rep);
     if (a.gen_suppressions_file.empty()) util::eprint("{}", entries);
     else if (!util::write_file_atomically(a.gen_suppressions_file, entries, &error)) {
@@ -507,6 +596,7 @@ int run_trace(TraceArgs& a, bool launch) {
       failed = true;
     }
   }
+  give_back();  // the report is written: the terminal goes back to the user
   if (failed) return 1;
 
   // What the exit codes count: only what the report shows (not suppressed, a shown kind).
@@ -527,6 +617,36 @@ int run_trace(TraceArgs& a, bool launch) {
 }
 
 }  // namespace
+
+std::string trace_on_terminal(pid_t pid, ui::Terminal& terminal) {
+  TraceArgs a;
+  a.pid = pid;
+  a.engine = default_engine();
+  // Every kind: a server's growing memory is often still reachable (held in a container),
+  // and here there is no --show-kinds to ask for it.
+  a.show_kinds = "all";
+  std::string shown;
+  int status = run_trace(a, false, &terminal, &shown);
+  // The stats view's own handlers are back from here: Ctrl-C in the pager quits ptmem.
+  stats::install_stop_handlers();
+  std::vector<std::string> lines;
+  for (size_t at = 0; at < shown.size();) {
+    size_t end = shown.find('\n', at);
+    if (end == std::string::npos) end = shown.size();
+    lines.push_back(shown.substr(at, end - at));
+    at = end + 1;
+  }
+  if (status != 0 && lines.size() == 1) return lines.front();  // the attach failed: say why
+  ui::Pager pager(fmt::format("ptmem: the report of process {}", pid), lines, "q, Enter or Esc: back to the processes");
+  pager.draw(terminal);
+  while (!stats::stop_requested()) {
+    int ch = terminal.key(200);
+    if (ch < 0) continue;
+    if (!pager.handle(ch, terminal)) break;
+    pager.draw(terminal);
+  }
+  return fmt::format("traced {}: {}", pid, status == 0 ? "detached, report read" : "ended");
+}
 
 Subcommand add_launch_command(CLI::App& root) {
   auto args = std::make_shared<TraceArgs>();

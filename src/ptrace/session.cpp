@@ -69,7 +69,11 @@ bool set_regs(pid_t tid, const arch::Registers& regs) {
   return ::ptrace(PTRACE_SETREGS, tid, nullptr, &regs.raw) == 0;
 }
 
+void Session::stop() { request_stop(); }
+
 void Session::install_signal_handlers() {
+  g_stop = 0;
+  g_snapshot = 0;
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -203,7 +207,8 @@ void Session::Impl::forget_thread(pid_t tid) {
 // --duration deadline, is noticed within a fraction of a second even if the target is idle.
 void Session::Impl::loop() {
   // Woken 4 times per tick at least, so a short --interval keeps its pace when idle.
-  const long wake_us = opt.tick.count() > 0 ? std::clamp<long>(opt.tick.count() / 4, 10'000, 100'000) : 100'000;
+  long wake_us = opt.tick.count() > 0 ? std::clamp<long>(opt.tick.count() / 4, 10'000, 100'000) : 100'000;
+  if (self.on_poll) wake_us = std::min(wake_us, 50'000L);  // keys answered within 50 ms
   itimerval tv{};
   tv.it_interval.tv_usec = wake_us;
   tv.it_value.tv_usec = wake_us;
@@ -211,6 +216,7 @@ void Session::Impl::loop() {
   start = std::chrono::steady_clock::now();
   const auto never = std::chrono::steady_clock::time_point::max();
   next_tick = opt.tick.count() > 0 ? start + opt.tick : never;
+  auto next_poll = start;
   phase = Phase::Trace;
   bool has_deadline = opt.duration.has_value();
   auto deadline = start + opt.duration.value_or(std::chrono::microseconds(0));
@@ -231,6 +237,10 @@ void Session::Impl::loop() {
       next_tick += opt.tick;
       if (next_tick <= now) next_tick = now + opt.tick;  // fell behind (a long stop): no burst
       if (self.on_tick) self.on_tick();
+    }
+    if (self.on_poll && now >= next_poll) {
+      next_poll = now + std::chrono::milliseconds(50);
+      self.on_poll();
     }
     if (g_snapshot) {
       // SIGUSR1: the tables as of now, with what the agents recorded up to here.

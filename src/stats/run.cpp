@@ -18,7 +18,9 @@ volatile std::sig_atomic_t g_stop = 0;
 
 void on_stop_signal(int) { g_stop = 1; }
 
-void install_handlers() {
+}  // namespace
+
+void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -27,6 +29,8 @@ void install_handlers() {
   // A closed pipe (ptmem stats | head) ends the run through a failed write instead.
   ::signal(SIGPIPE, SIG_IGN);
 }
+
+namespace {
 
 double monotonic_now() {
   timespec ts{};
@@ -48,7 +52,7 @@ void sleep_until(double deadline) {
 bool stop_requested() { return g_stop != 0; }
 
 int run_stats(const StatsOptions& o) {
-  install_handlers();
+  install_stop_handlers();
   bool screen = !o.batch && ::isatty(1) && ::isatty(0) &&
                 (o.format == Format::table || (!o.output.empty() && o.output != "-"));
   util::LineAppender file, out;

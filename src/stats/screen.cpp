@@ -1,11 +1,12 @@
 #include "ptmem/stats/screen.hpp"
-#include "ptmem/util/eprint.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <curses.h>
 #include <fmt/format.h>
 #include <time.h>
+
+#include "ptmem/ui/terminal.hpp"
+#include "ptmem/util/eprint.hpp"
 
 namespace ptmem::stats {
 namespace {
@@ -17,29 +18,6 @@ double monotonic_now() {
 }
 
 constexpr int kHeaderLines = 4;  // title, system, keys, column header
-constexpr short kSuspectPair = 1;
-
-// RAII for the terminal: whatever ends the loop (q, a signal, an exception), the
-// destructor gives the user back a clean terminal.
-class Terminal {
- public:
-  Terminal() {
-    initscr();
-    cbreak();
-    noecho();
-    keypad(stdscr, TRUE);
-    curs_set(0);
-    set_escdelay(25);
-    if (has_colors()) {
-      start_color();
-      use_default_colors();
-      init_pair(kSuspectPair, COLOR_RED, -1);
-    }
-  }
-  ~Terminal() { endwin(); }
-  Terminal(const Terminal&) = delete;
-  Terminal& operator=(const Terminal&) = delete;
-};
 
 std::optional<SortKey> key_for(int ch) {
   switch (ch) {
@@ -61,10 +39,11 @@ std::optional<SortKey> key_for(int ch) {
 
 class ScreenState {
  public:
-  ScreenState(Sampler& sampler, const StatsOptions& o) : sampler_(sampler), o_(o), view_(o.view) {}
+  ScreenState(ui::Terminal& terminal, Sampler& sampler, const StatsOptions& o)
+      : term_(terminal), sampler_(sampler), o_(o), view_(o.view) {}
 
   // Rows that fit on the screen below the header.
-  size_t body_lines() const { return LINES > kHeaderLines ? size_t(LINES - kHeaderLines) : 0; }
+  size_t body_lines() const { return term_.lines() > kHeaderLines ? size_t(term_.lines() - kHeaderLines) : 0; }
 
   void take_sample(util::LineAppender* file, const SampleWriter* writer, bool& write_failed) {
     sample_ = sampler_.sweep();
@@ -84,106 +63,127 @@ class ScreenState {
   // Rows that may be shown: all of them, or the first --top.
   size_t row_limit() const { return std::min(sample_.processes.size(), o_.top.value_or(SIZE_MAX)); }
 
-  // Sorts every row (so a new key sees them all) and fills those on screen.
+  // Sorts every row (so a new key sees them all), keeps the selection on the process it
+  // was on, and fills those on screen.
   void arrange() {
-    clamp_offset();
-    size_t shown = std::min(body_lines(), row_limit() - std::min(offset_, row_limit()));
-    sampler_.arrange(sample_.processes, {view_.key, view_.reverse, offset_, shown, view_.pss, view_.threads});
-  }
-
-  void clamp_offset() {
-    size_t n = row_limit();
-    if (offset_ >= n) offset_ = n ? n - 1 : 0;
+    const size_t n = row_limit();
+    fill();
+    if (selected_pid_) {
+      auto& rows = sample_.processes;
+      auto it = std::find_if(rows.begin(), rows.begin() + std::ptrdiff_t(n), [&](auto& r) { return r.pid == selected_pid_; });
+      if (it != rows.begin() + std::ptrdiff_t(n)) sel_.select(size_t(it - rows.begin()));
+    }
+    sel_.clamp(n, body_lines());
+    fill();
+    // With thread rows a process takes several lines: scroll until the selected one shows.
+    while (view_.threads && sel_.selected() > sel_.offset() && lines_to_selected() > body_lines()) {
+      sel_.clamp(n, body_lines());
+      sel_.scroll_to(sel_.offset() + 1);
+      fill();
+    }
+    if (sel_.selected() < n) selected_pid_ = sample_.processes[sel_.selected()].pid;
   }
 
   void draw() {
-    erase();
     TableLayout layout(view_);
-    int width = COLS;
-    auto put = [&](int y, const std::string& line, attr_t attr = A_NORMAL) {
-      if (y >= LINES) return;
-      std::string_view v = line;
-      v = hscroll_ < v.size() ? v.substr(hscroll_) : std::string_view();
-      attrset(attr);
-      mvaddnstr(y, 0, v.data(), std::min<int>(width, int(v.size())));
-      attrset(A_NORMAL);
-    };
+    term_.clear();
     std::string title = layout.title_line(sample_);
     if (paused_) title += "  [paused]";
-    put(0, title, A_BOLD);
-    put(1, layout.system_line(sample_));
-    put(2, "q quit  p pause  t threads  R reverse  sort: r rss P pss u uss a anon s swap v vsz "
-           "f fds T thr g growth F faults i pid n name  < > cycle  arrows scroll");
-    std::string header = layout.column_header();
-    header.resize(std::max<size_t>(header.size(), size_t(width) + hscroll_), ' ');
-    put(3, header, A_REVERSE);
+    if (!message_.empty()) title += "  " + message_;
+    term_.put(0, title, ui::Style::Bold);
+    term_.put(1, layout.system_line(sample_));
+    term_.put(2, std::string("q quit  p pause  t threads  R reverse  ") + (o_.trace ? "Enter trace  " : "") +
+                     "sort: r rss P pss u uss a anon s swap v vsz f fds T thr g growth F faults i pid n name  "
+                     "< > cycle  arrows select");
+    term_.put(3, layout.column_header(), ui::Style::Header, hscroll_);
     int y = kHeaderLines;
     auto& rows = sample_.processes;
-    for (size_t i = offset_; i < row_limit() && y < LINES; ++i) {
+    for (size_t i = sel_.offset(); i < row_limit() && y < term_.lines(); ++i) {
       const auto& r = rows[i];
-      attr_t attr = A_NORMAL;
-      if (r.trend.suspect()) attr = A_BOLD | (has_colors() ? COLOR_PAIR(kSuspectPair) : A_NORMAL);
-      put(y++, layout.process_line(r), attr);
+      term_.put(y++, layout.process_line(r), r.trend.suspect() ? ui::Style::SuspectBold : ui::Style::Normal, hscroll_,
+                i == sel_.selected());
       if (view_.threads)
         for (auto& t : r.threads) {
-          if (y >= LINES) break;
-          put(y++, layout.thread_line(t), A_DIM);
+          if (y >= term_.lines()) break;
+          term_.put(y++, layout.thread_line(t), ui::Style::Dim, hscroll_);
         }
     }
-    refresh();
+    term_.show();
   }
 
-  // Returns false when the user asked to quit.
-  bool handle_key(int ch, bool& sample_now) {
-    size_t page = std::max<size_t>(body_lines(), 1);
-    size_t n = row_limit();
+  enum class Action { None, Quit, Trace };
+  Action handle_key(int ch, bool& sample_now) {
     const auto& keys = sort_key_names();
     size_t k = static_cast<size_t>(view_.key);
+    if (sel_.move(ch, row_limit(), body_lines())) {
+      if (sel_.selected() < row_limit()) selected_pid_ = sample_.processes[sel_.selected()].pid;
+      arrange();
+      return Action::None;
+    }
     switch (ch) {
-      case 'q': case 'Q': return false;
+      case 'q': case 'Q': return Action::Quit;
       case 'p': paused_ = !paused_; break;
       case ' ': sample_now = true; break;
       case 't': view_.threads = !view_.threads; arrange(); break;
       case 'R': view_.reverse = !view_.reverse; arrange(); break;
       case '<': view_.key = static_cast<SortKey>((k + keys.size() - 1) % keys.size()); arrange(); break;
       case '>': view_.key = static_cast<SortKey>((k + 1) % keys.size()); arrange(); break;
-      case KEY_UP: if (offset_ > 0) --offset_; arrange(); break;
-      case KEY_DOWN: if (offset_ + 1 < n) ++offset_; arrange(); break;
-      case KEY_PPAGE: offset_ = offset_ > page ? offset_ - page : 0; arrange(); break;
-      case KEY_NPAGE: offset_ = std::min(offset_ + page, n ? n - 1 : 0); arrange(); break;
-      case KEY_HOME: offset_ = 0; arrange(); break;
-      case KEY_END: offset_ = n > page ? n - page : 0; arrange(); break;
-      case KEY_LEFT: hscroll_ = hscroll_ >= 8 ? hscroll_ - 8 : 0; break;
-      case KEY_RIGHT: hscroll_ += 8; break;
-      case KEY_RESIZE: arrange(); break;
       default:
-        if (auto key = key_for(ch)) {
+        if (ch == ui::keys::left) hscroll_ = hscroll_ >= 8 ? hscroll_ - 8 : 0;
+        else if (ch == ui::keys::right) hscroll_ += 8;
+        else if (ch == ui::keys::resize) arrange();
+        else if (ui::keys::is_enter(ch) && o_.trace && selected_pid_) return Action::Trace;
+        else if (auto key = key_for(ch)) {
           view_.key = *key;
           if (needs_smaps(*key)) view_.pss = true;  // show the column it sorts by
           arrange();
         }
         break;
     }
-    return true;
+    return Action::None;
   }
 
   bool paused() const { return paused_; }
+  pid_t selected_pid() const { return selected_pid_; }
+  void set_message(std::string m) { message_ = std::move(m); }
 
  private:
+  // Reads what the rows on screen show (smaps, threads) for those from the offset on.
+  void fill() {
+    size_t n = row_limit();
+    size_t shown = std::min(body_lines(), n - std::min(sel_.offset(), n));
+    sampler_.arrange(sample_.processes, {view_.key, view_.reverse, sel_.offset(), shown, view_.pss, view_.threads});
+  }
+  // Screen lines from the top row shown down to the selected row, its own line included.
+  size_t lines_to_selected() const {
+    size_t lines = 0;
+    for (size_t i = sel_.offset(); i < sel_.selected(); ++i) lines += 1 + sample_.processes[i].threads.size();
+    return lines + 1;
+  }
+
+  ui::Terminal& term_;
   Sampler& sampler_;
   const StatsOptions& o_;
   View view_;
   Sample sample_;
-  size_t offset_ = 0, hscroll_ = 0;
+  ui::Selection sel_;
+  pid_t selected_pid_ = 0;
+  size_t hscroll_ = 0;
   bool paused_ = false;
+  std::string message_;
 };
 
 }  // namespace
 
 int run_full_screen(Sampler& sampler, const StatsOptions& o, util::LineAppender* file,
                     const SampleWriter* file_writer) {
-  Terminal terminal;
-  ScreenState view(sampler, o);
+  std::string error;
+  auto terminal = ui::Terminal::open(ui::Terminal::Stream::Stdout, &error);
+  if (!terminal) {
+    util::eprint("ptmem: {}\n", error);
+    return 1;
+  }
+  ScreenState view(*terminal, sampler, o);
   double interval = double(o.interval.count()) * 1e-6;
   bool write_failed = false;
   uint64_t taken = 0;
@@ -195,11 +195,19 @@ int run_full_screen(Sampler& sampler, const StatsOptions& o, util::LineAppender*
     double wait = next - monotonic_now();
     // Wake at least every 200 ms so a stop signal is noticed promptly.
     int ms = view.paused() ? 200 : int(std::clamp(std::ceil(wait * 1000.0), 0.0, 200.0));
-    timeout(ms);
-    int ch = getch();
+    int ch = terminal->key(ms);
     bool sample_now = false;
-    if (ch != ERR) {
-      if (!view.handle_key(ch, sample_now)) break;
+    if (ch >= 0) {
+      auto action = view.handle_key(ch, sample_now);
+      if (action == ScreenState::Action::Quit) break;
+      if (action == ScreenState::Action::Trace) {
+        // The trace has the terminal and its own signal handlers until the user leaves it;
+        // then the table comes back with a fresh sample.
+        std::string outcome = o.trace(view.selected_pid(), *terminal);
+        install_stop_handlers();
+        view.set_message(outcome);
+        sample_now = true;
+      }
       view.draw();
     }
     if ((!view.paused() && monotonic_now() >= next) || sample_now) {
@@ -212,7 +220,7 @@ int run_full_screen(Sampler& sampler, const StatsOptions& o, util::LineAppender*
     }
   }
   if (write_failed) {
-    endwin();
+    terminal.reset();
     util::eprint("ptmem: cannot write '{}'\n", o.output);
     return 1;
   }

@@ -8,12 +8,18 @@ void Tracker::add_block(pid_t tid, uint64_t addr, uint64_t size, StackId stack) 
   ++counters_.alloc_calls;
   counters_.total_allocated_bytes += size;
   if (stack >= allocated_by_stack_.size()) allocated_by_stack_.resize(std::max<size_t>(stack + 1, allocated_by_stack_.size() * 2));
-  ++allocated_by_stack_[stack].calls;
-  allocated_by_stack_[stack].bytes += size;
   if (auto old = allocations_.insert({addr, size, stack, tid, next_sequence_++})) {
     drop_block(*old);
     ++counters_.unseen_frees;
   }
+  SiteTotals& site = allocated_by_stack_[stack];
+  ++site.calls;
+  site.bytes += size;
+  ++site.live_blocks;
+  site.live_bytes += size;
+  LiveTotals& thread = live_by_thread_[tid];
+  ++thread.blocks;
+  thread.bytes += size;
   ++counters_.live_blocks;
   counters_.live_bytes += size;
   counters_.peak_live_bytes = std::max(counters_.peak_live_bytes, counters_.live_bytes);
@@ -22,6 +28,15 @@ void Tracker::add_block(pid_t tid, uint64_t addr, uint64_t size, StackId stack) 
 void Tracker::drop_block(const Block& b) {
   --counters_.live_blocks;
   counters_.live_bytes -= b.size;
+  if (b.stack < allocated_by_stack_.size()) {
+    SiteTotals& site = allocated_by_stack_[b.stack];
+    --site.live_blocks;
+    site.live_bytes -= b.size;
+  }
+  if (auto it = live_by_thread_.find(b.tid); it != live_by_thread_.end()) {
+    --it->second.blocks;
+    it->second.bytes -= b.size;
+  }
 }
 
 void Tracker::on_alloc(pid_t tid, uint64_t addr, uint64_t size, StackId stack) {
@@ -122,6 +137,8 @@ void Tracker::on_exec(pid_t) {
   counters_.live_blocks = 0;
   counters_.live_bytes = 0;
   allocations_.clear();
+  for (SiteTotals& site : allocated_by_stack_) site.live_blocks = site.live_bytes = 0;
+  live_by_thread_.clear();
 }
 
 void Tracker::mark_inherited(std::span<const int> fds) {

@@ -243,3 +243,39 @@ TEST_CASE("tracker: an open heard before the result of the close that freed its 
   CHECK(t.counters().fd_closed == 3);
   CHECK(t.counters().fd_opened == 5);
 }
+
+TEST_CASE("tracker: live figures by site and by allocating thread follow every event") {
+  Tracker t;
+  // Site 1, thread 10: three blocks; site 2, thread 20: one, realloc'd by thread 30 to site 3.
+  t.on_alloc(10, 0x1000, 40, 1);
+  t.on_alloc(10, 0x2000, 40, 1);
+  t.on_alloc(10, 0x3000, 40, 1);
+  t.on_alloc(20, 0x4000, 100, 2);
+  t.on_free(20, 0x2000);            // freed by another thread: gone from thread 10's figures
+  t.on_realloc(30, 0x4000, 0x5000, 300, 3);
+  t.on_alloc(10, 0x1000, 8, 2);     // same address, free never seen: replaces the old block
+  const auto& site = t.allocated_by_stack();
+  REQUIRE(site.size() > 3);
+  CHECK(site[1].calls == 3);
+  CHECK(site[1].bytes == 120);
+  CHECK(site[1].live_blocks == 1);  // 0x3000
+  CHECK(site[1].live_bytes == 40);
+  CHECK(site[2].calls == 2);
+  CHECK(site[2].live_blocks == 1);  // 0x1000 (8 bytes)
+  CHECK(site[2].live_bytes == 8);
+  CHECK(site[3].live_blocks == 1);
+  CHECK(site[3].live_bytes == 300);
+  const auto& th = t.live_by_thread();
+  CHECK(th.at(10).blocks == 2);
+  CHECK(th.at(10).bytes == 48);
+  CHECK(th.at(20).blocks == 0);
+  CHECK(th.at(30).bytes == 300);
+  // The figures sum to the counters.
+  uint64_t blocks = 0, bytes = 0;
+  for (const auto& s : site) blocks += s.live_blocks, bytes += s.live_bytes;
+  CHECK(blocks == t.counters().live_blocks);
+  CHECK(bytes == t.counters().live_bytes);
+  t.on_exec(10);
+  for (const auto& s : t.allocated_by_stack()) CHECK(s.live_blocks == 0);
+  CHECK(t.live_by_thread().empty());
+}

@@ -5,6 +5,10 @@
 #include <functional>
 #include <string>
 
+namespace ptmem::ui {
+class Terminal;
+}
+
 namespace ptmem::cli {
 
 struct Subcommand {
@@ -15,6 +19,11 @@ struct Subcommand {
 Subcommand add_stats_command(CLI::App& root);
 Subcommand add_launch_command(CLI::App& root);
 Subcommand add_attach_command(CLI::App& root);
+
+/// `ptmem stats`' Enter on a process: attach to |pid| with the defaults and show the live
+/// view on |terminal|; when the user leaves it (q detaches), page through the report.
+/// Returns one line for the stats view: what happened, or why the attach failed.
+std::string trace_on_terminal(pid_t pid, ui::Terminal& terminal);
 
 /// CLI11 check for durations such as "500ms" (see util/duration.hpp).
 CLI::Validator duration_validator();

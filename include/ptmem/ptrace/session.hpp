@@ -103,6 +103,11 @@ class Session {
   const symbols::ModuleMap& child_modules(size_t index) const;
   /// Called every TraceOptions::tick (live figures).
   std::function<void()> on_tick;
+  /// Called about every 50 ms while tracing, between events (a full-screen view reads its
+  /// keys here); it may call stop() to end the trace.
+  std::function<void()> on_poll;
+  /// Ends the trace as SIGINT would: restore, detach, and return from run().
+  static void stop();
   /// SIGUSR1 reached ptmem: the tables are up to date; report them without detaching.
   std::function<void()> on_snapshot;
   /// Moments when the target's fds must be compared with /proc/PID/fd (the tracker's
@@ -113,7 +118,7 @@ class Session {
   std::function<void(pid_t, Checkpoint)> on_checkpoint;
 
   /// Installs ptmem's SIGINT/SIGTERM/SIGHUP (stop) and SIGUSR1 (snapshot) handlers; they
-  /// only set a flag.
+  /// only set a flag, which this clears (a trace started after another one ended).
   static void install_signal_handlers();
 
  private:

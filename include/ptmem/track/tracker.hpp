@@ -105,12 +105,19 @@ class Tracker final : public EventSink {
   const Counters& counters() const { return counters_; }
   /// The sequence number the next event will get (Block::sequence dates blocks by it).
   uint64_t next_sequence() const { return next_sequence_; }
-  /// What each allocating stack allocated while traced, freed or not (profiles, growth).
+  /// What each allocating stack allocated while traced, freed or not (profiles), and what
+  /// of it is live now (the live view reads these instead of walking every block).
   struct SiteTotals {
     uint64_t calls = 0, bytes = 0;
+    uint64_t live_blocks = 0, live_bytes = 0;
   };
   /// Indexed by StackId (ids are dense); stacks that allocated nothing hold zeros.
   const std::vector<SiteTotals>& allocated_by_stack() const { return allocated_by_stack_; }
+  /// Live blocks and bytes by the thread that allocated them (freed by any thread).
+  struct LiveTotals {
+    uint64_t blocks = 0, bytes = 0;
+  };
+  const absl::flat_hash_map<pid_t, LiveTotals>& live_by_thread() const { return live_by_thread_; }
   /// The last name each thread was seen with (on_thread_name); threads never named are absent.
   const absl::flat_hash_map<pid_t, std::string>& thread_names() const { return thread_names_; }
   const AllocationTable& allocations() const { return allocations_; }
@@ -129,6 +136,7 @@ class Tracker final : public EventSink {
 
   Counters counters_;
   std::vector<SiteTotals> allocated_by_stack_;
+  absl::flat_hash_map<pid_t, LiveTotals> live_by_thread_;
   AllocationTable allocations_;
   FdTable fds_;
   uint64_t next_sequence_ = 1;
