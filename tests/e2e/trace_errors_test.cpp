@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../support/attach_target.hpp"
 #include "../support/process.hpp"
 #include "../support/trace_helpers.hpp"
 
@@ -205,6 +206,28 @@ TEST_CASE("trace errors: a bad --duration is a command-line mistake and nothing 
   INFO("stderr: " << r.err);
   CHECK(r.status == 2);
   CHECK(one_line(r.err, "ptmem: "));
+}
+
+TEST_CASE("trace errors: a --live that cannot be had is a command-line mistake, the target untouched") {
+  std::string seen;
+  Child t = waiting_target(seen);
+  const std::string pid = std::to_string(t.pid());
+  struct Case {
+    std::vector<std::string> options;
+    std::string says;
+  };
+  // run() gives ptmem pipes, not a terminal.
+  for (const Case& c : {Case{{"--live", "screen"}, "--live screen needs a terminal on stdin and stderr"},
+                        Case{{"--live", "banana"}, "--live"},
+                        Case{{"-q", "--live", "blocks"}, "-q and --live exclude each other"}}) {
+    CAPTURE(c.options);
+    auto r = attach(pid, c.options);
+    INFO("stderr: " << r.err);
+    CHECK(r.status == 2);
+    CHECK(one_line(r.err, "ptmem: "));
+    CHECK(r.err.find(c.says) != std::string::npos);
+    CHECK(ptmem::test::tracer_of(t.pid()) == 0);
+  }
 }
 
 TEST_CASE("trace errors: an unwritable -o fails before the program runs") {
