@@ -46,7 +46,7 @@ void LiveScreen::arrange() {
     case Sort::Age: by([](const report::SiteGrowth& g) { return g.oldest_seconds; }); break;
   }
   const size_t n = threads_ ? view_.frame().threads.size() : sites_.size();
-  if (!threads_ && selected_stack_ != track::kNoStack) {
+  if (!threads_ && chosen_) {
     auto it = std::find_if(sites_.begin(), sites_.end(), [&](auto& g) { return g.stack == selected_stack_; });
     if (it != sites_.end()) sel_.select(size_t(it - sites_.begin()));
   }
@@ -116,6 +116,7 @@ void LiveScreen::poll() {
     if (ending_) continue;
     const size_t n = threads_ ? view_.frame().threads.size() : sites_.size();
     if (sel_.move(ch, n, body_lines())) {
+      chosen_ = true;
       if (!threads_ && sel_.selected() < sites_.size()) selected_stack_ = sites_[sel_.selected()].stack;
     } else if (ch == 'q' || ch == 'Q') {
       ptrace::Session::stop();
@@ -130,6 +131,7 @@ void LiveScreen::poll() {
     } else if (ch == 't') {
       threads_ = !threads_;
       sel_ = {};
+      chosen_ = false;
       arrange();
     } else if (ch == ui::keys::left) {
       hscroll_ = hscroll_ >= 8 ? hscroll_ - 8 : 0;

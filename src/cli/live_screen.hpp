@@ -40,6 +40,7 @@ class LiveScreen {
   std::vector<report::SiteGrowth> sites_;  // the frame's, in the chosen order
   ui::Selection sel_;
   track::StackId selected_stack_ = track::kNoStack;
+  bool chosen_ = false;  // the user moved the selection: it follows its site from then on
   size_t hscroll_ = 0;
   std::unique_ptr<ui::Pager> stack_;  // Enter: the selected site's stack, until left
 };

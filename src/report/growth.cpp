@@ -4,8 +4,8 @@
 
 namespace ptmem::report {
 
-SiteGrowthTracker::SiteGrowthTracker(size_t window, size_t min_samples)
-    : window_(std::max<size_t>(window, 3)), min_samples_(std::min(min_samples, window_)) {
+SiteGrowthTracker::SiteGrowthTracker(size_t window, size_t min_samples, double min_seconds)
+    : window_(std::max<size_t>(window, 3)), min_samples_(std::min(min_samples, window_)), min_seconds_(min_seconds) {
   rules_.window = window_;
   // A site's bytes: any steady rise counts (a few KiB leaking is a finding); one fd is.
   rules_.rss_min_gain_bytes = 1;
@@ -15,7 +15,8 @@ SiteGrowthTracker::SiteGrowthTracker(size_t window, size_t min_samples)
 void SiteGrowthTracker::add(double t, uint64_t sequence, const absl::flat_hash_map<track::StackId, SiteFigures>& sites) {
   times_.push_back(t);
   dated_.emplace_back(sequence, t);
-  if (times_.size() > window_) times_.pop_front();
+  // Past the window's count only while what remains still spans min_seconds.
+  while (times_.size() > window_ && t - times_[1] >= min_seconds_) times_.pop_front();
   for (const auto& [stack, figures] : sites) {
     Series& s = series_[stack];
     // A site new in this interval was at 0 before (nothing live of it).
@@ -48,7 +49,7 @@ SiteGrowth SiteGrowthTracker::evaluate(track::StackId stack, const Series& s) co
   auto f = stats::evaluate_series(fds, rules_, rules_.fds_min_gain);
   g.bytes_per_s = b.slope_per_s.value_or(0);
   g.fds_per_s = f.slope_per_s.value_or(0);
-  const bool enough = times_.size() >= min_samples_;
+  const bool enough = times_.size() >= min_samples_ && times_.back() - times_.front() >= min_seconds_;
   g.bytes_suspect = enough && b.rising;
   g.fds_suspect = enough && f.rising;
   const auto& steady = (b.rising || !f.rising) ? b : f;

@@ -68,7 +68,7 @@ class ScreenState {
   void arrange() {
     const size_t n = row_limit();
     fill();
-    if (selected_pid_) {
+    if (chosen_) {
       auto& rows = sample_.processes;
       auto it = std::find_if(rows.begin(), rows.begin() + std::ptrdiff_t(n), [&](auto& r) { return r.pid == selected_pid_; });
       if (it != rows.begin() + std::ptrdiff_t(n)) sel_.select(size_t(it - rows.begin()));
@@ -116,6 +116,7 @@ class ScreenState {
     const auto& keys = sort_key_names();
     size_t k = static_cast<size_t>(view_.key);
     if (sel_.move(ch, row_limit(), body_lines())) {
+      chosen_ = true;
       if (sel_.selected() < row_limit()) selected_pid_ = sample_.processes[sel_.selected()].pid;
       arrange();
       return Action::None;
@@ -168,6 +169,7 @@ class ScreenState {
   Sample sample_;
   ui::Selection sel_;
   pid_t selected_pid_ = 0;
+  bool chosen_ = false;  // the user moved the selection: it follows its process from then on
   size_t hscroll_ = 0;
   bool paused_ = false;
   std::string message_;

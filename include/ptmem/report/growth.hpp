@@ -40,10 +40,12 @@ struct SiteGrowth {
 
 class SiteGrowthTracker {
  public:
-  /// |window|: samples kept per site (the trend looks at no more).  |min_samples|: no
-  /// site is a suspect before that many (a pool's first rise is not yet a trend: the
-  /// window must see it fall back).
-  explicit SiteGrowthTracker(size_t window = 30, size_t min_samples = 10);
+  /// |window|: samples kept per site (the trend looks at no more, unless they span less
+  /// than |min_seconds|).  No site is a suspect before |min_samples| samples spanning
+  /// |min_seconds| (a pool's first rise is not yet a trend: the window must see it fall
+  /// back; and at short intervals the blocks a balanced site has in flight at each sample
+  /// wander for a while, which a few samples can take for a rise).
+  explicit SiteGrowthTracker(size_t window = 30, size_t min_samples = 10, double min_seconds = 1.5);
 
   /// The figures of every site at |t| seconds (since the trace began); sites absent now
   /// count as 0.  |sequence|: the tracker's next event sequence number at |t|, which dates
@@ -68,6 +70,7 @@ class SiteGrowthTracker {
   double time_of(uint64_t seq) const;
 
   size_t window_, min_samples_;
+  double min_seconds_;
   std::deque<double> times_;
   std::vector<std::pair<uint64_t, double>> dated_;  ///< (sequence, t) at each add(), ever
   absl::flat_hash_map<track::StackId, Series> series_;
