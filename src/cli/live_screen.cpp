@@ -13,12 +13,6 @@ constexpr int kHeaderLines = 4;  // title, totals, keys, column header
 
 constexpr std::array<const char*, 6> kSortNames = {"growth", "live", "blocks", "fds", "rate", "age"};
 
-std::string growth_text(const report::SiteGrowth& g) {
-  if (g.fds_suspect && !g.bytes_suspect) return fmt::format("{:+.1f} fds/s", g.fds_per_s);
-  if (!g.now.live_blocks && g.now.open_fds) return fmt::format("{:+.1f} fds/s", g.fds_per_s);
-  return stats::human_rate(g.bytes_per_s);
-}
-
 }  // namespace
 
 LiveScreen::LiveScreen(ui::Terminal& terminal, LiveView& view, std::string title)
@@ -98,7 +92,7 @@ void LiveScreen::draw() {
       const auto& g = sites_[i];
       std::string line = fmt::format("{:<7} {:>8} {:>9} {:>5} {:>12} {:>5.0f}% {:>6.1f}s  {}", g.suspect() ? "SUSPECT" : "",
                                      stats::human_bytes(g.now.live_bytes), g.now.live_blocks, g.now.open_fds,
-                                     growth_text(g), g.steadiness * 100, g.oldest_seconds, view_.where(g.stack).text);
+                                     LiveView::growth_text(g), g.steadiness * 100, g.oldest_seconds, view_.where(g.stack).text);
       term_.put(y++, line, g.suspect() ? ui::Style::SuspectBold : ui::Style::Normal, hscroll_, i == sel_.selected());
     }
   }
@@ -143,7 +137,7 @@ void LiveScreen::poll() {
       const auto& g = sites_[sel_.selected()];
       std::string held = fmt::format("{} in {} blocks", stats::human_bytes(g.now.live_bytes), g.now.live_blocks);
       if (g.now.open_fds) held += fmt::format(", {} fds open", g.now.open_fds);
-      stack_ = std::make_unique<ui::Pager>(fmt::format("{}: {}, growing {}", view_.where(g.stack).text, held, growth_text(g)),
+      stack_ = std::make_unique<ui::Pager>(fmt::format("{}: {}, growing {}", view_.where(g.stack).text, held, LiveView::growth_text(g)),
                                            view_.stack_lines(g.stack), "q, Enter or Esc: back to the sites");
       stack_->draw(term_);
       continue;

@@ -22,14 +22,25 @@ bool LiveView::open(std::string* error) {
   return recording_;
 }
 
+// The symbolizer is made at the first site named: a trace without a live view never pays
+// for reading DWARF before its report.
+report::SymbolizerFrames LiveView::frames() {
+  if (!symbolizer_) symbolizer_ = std::make_unique<symbols::Symbolizer>(session_.modules());
+  return report::SymbolizerFrames(*symbolizer_);
+}
+
+std::string LiveView::growth_text(const report::SiteGrowth& g) {
+  const bool fds = (g.fds_suspect && !g.bytes_suspect) || (!g.now.live_blocks && g.now.open_fds);
+  return fds ? fmt::format("{:+.1f} fds/s", g.fds_per_s) : stats::human_rate(g.bytes_per_s);
+}
+
 // "drip (trace_live.c:52)", or the module when there is no line: the site's first frame.
 const LiveView::Place& LiveView::where(track::StackId stack) {
   if (auto it = places_.find(stack); it != places_.end()) return it->second;
   Place place{"(no call stack)"};
   if (stack != track::kNoStack) {
-    if (!symbolizer_) symbolizer_ = std::make_unique<symbols::Symbolizer>(session_.modules());
-    report::SymbolizerFrames frames(*symbolizer_);
-    auto f = report::site_stack(stacks_, frames, stack, opt_.depth);
+    auto source = frames();
+    auto f = report::site_stack(stacks_, source, stack, opt_.depth);
     if (!f.empty()) {
       const auto& top = f.front();
       std::string name = top.function.empty() ? "???" : top.function;
@@ -46,10 +57,9 @@ const LiveView::Place& LiveView::where(track::StackId stack) {
 std::vector<std::string> LiveView::stack_lines(track::StackId stack) {
   std::vector<std::string> out;
   if (stack == track::kNoStack) return {"(no call stack: the fd was open before the attach)"};
-  if (!symbolizer_) symbolizer_ = std::make_unique<symbols::Symbolizer>(session_.modules());
-  report::SymbolizerFrames frames(*symbolizer_);
+  auto source = frames();
   // Every frame recorded, not just the report's --depth.
-  for (const auto& f : report::site_stack(stacks_, frames, stack, 256)) {
+  for (const auto& f : report::site_stack(stacks_, source, stack, 256)) {
     std::string line = fmt::format("  {:#x}  {}", f.address, f.function.empty() ? "???" : f.function);
     if (!f.file.empty()) line += fmt::format(" ({}:{})", f.file, f.line);
     else if (!f.module.empty()) line += fmt::format(" (in {})", f.module);
@@ -179,14 +189,12 @@ void LiveView::write_block() {
                                 stats::human_count(f.frees_per_s), f.fds_open);
   for (size_t i = 0; i < f.sites.size() && i < opt_.top; ++i) {
     const auto& g = f.sites[i];
-    std::string growth = g.fds_suspect && !g.bytes_suspect ? fmt::format("{:+.1f} fds/s", g.fds_per_s)
-                                                             : stats::human_rate(g.bytes_per_s);
     std::string held = g.now.live_blocks || !g.now.open_fds
                            ? fmt::format("{} in {} blocks", stats::human_bytes(g.now.live_bytes), g.now.live_blocks)
                            : std::string();
     if (g.now.open_fds) held += fmt::format("{}{} fds open", held.empty() ? "" : ", ", g.now.open_fds);
     out += fmt::format("ptmem:   {:<7} {:>10} steady {:>3.0f}%  {}, oldest {:.1f}s, at {}\n",
-                       g.suspect() ? "SUSPECT" : "", growth, g.steadiness * 100, held, g.oldest_seconds,
+                       g.suspect() ? "SUSPECT" : "", growth_text(g), g.steadiness * 100, held, g.oldest_seconds,
                        where(g.stack).text);
   }
   util::eprint("{}", out);

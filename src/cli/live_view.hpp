@@ -15,6 +15,7 @@
 
 #include "ptmem/ptrace/session.hpp"
 #include "ptmem/report/growth.hpp"
+#include "ptmem/report/symbolizer_frames.hpp"
 #include "ptmem/symbols/symbolizer.hpp"
 #include "ptmem/track/stack_table.hpp"
 #include "ptmem/track/tracker.hpp"
@@ -67,9 +68,12 @@ class LiveView {
   const Place& where(track::StackId stack);
   /// The stack's frames, one line each, as the report prints them.
   std::vector<std::string> stack_lines(track::StackId stack);
+  /// A site's growth as the views print it: "+40K/s", or "+5.0 fds/s" for a site of fds.
+  static std::string growth_text(const report::SiteGrowth& g);
   pid_t pid() const { return session_.outcome().pid; }
 
  private:
+  report::SymbolizerFrames frames();
   void refresh_oldest();
   void write_record();
   void write_block();

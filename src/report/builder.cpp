@@ -95,11 +95,7 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
     r.summary.classified = reach != nullptr;
     if (reach) r.summary.scan = reach->stats();
     absl::flat_hash_map<std::pair<track::StackId, int>, Totals> by_stack;
-    absl::flat_hash_map<pid_t, Totals> by_thread;
     tracker.allocations().for_each([&](const track::Block& b) {
-      Totals& th = by_thread[b.tid];
-      ++th.blocks;
-      th.bytes += b.size;
       int kind = reach ? static_cast<int>(reach->kind_of(b.address)) : kUnclassified;
       Totals& t = by_stack[{b.stack, kind}];
       ++t.blocks;
@@ -148,7 +144,8 @@ Report build_report(const track::Tracker& tracker, const track::StackTable& stac
     std::stable_sort(r.leaks.begin(), r.leaks.end(), by_size);
     r.summary.leak_sites = r.leaks.size();
 
-    for (const auto& [tid, t] : by_thread) {
+    for (const auto& [tid, t] : tracker.live_by_thread()) {
+      if (!t.blocks) continue;  // all it allocated was freed
       auto name = tracker.thread_names().find(tid);
       r.threads.push_back({tid, name == tracker.thread_names().end() ? "" : name->second, t.blocks, t.bytes});
     }

@@ -28,11 +28,9 @@ void Tracker::add_block(pid_t tid, uint64_t addr, uint64_t size, StackId stack) 
 void Tracker::drop_block(const Block& b) {
   --counters_.live_blocks;
   counters_.live_bytes -= b.size;
-  if (b.stack < allocated_by_stack_.size()) {
-    SiteTotals& site = allocated_by_stack_[b.stack];
-    --site.live_blocks;
-    site.live_bytes -= b.size;
-  }
+  SiteTotals& site = allocated_by_stack_[b.stack];  // sized by the add_block that made |b|
+  --site.live_blocks;
+  site.live_bytes -= b.size;
   if (auto it = live_by_thread_.find(b.tid); it != live_by_thread_.end()) {
     --it->second.blocks;
     it->second.bytes -= b.size;
